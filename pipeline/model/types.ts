@@ -116,3 +116,20 @@ export interface HeadWeights {
   /** [numLabels] */
   b: HostTensor;
 }
+
+/** What the data stage needs from a tokenizer (WordPiece from vocab.txt or HF tokenizer.json). */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  readonly padId: number;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly unkId: number;
+  readonly maskId: number;
+  /**
+   * Token ids of `text` with the model's special tokens ([CLS] … [SEP] for BERT, <s> … </s> for
+   * RoBERTa), truncated to `maxLength` ids in total (the closing special token is kept).
+   */
+  encode(text: string, maxLength: number): number[];
+  /** Stable hash of vocabulary + normalisation settings: the token cache key includes it. */
+  fingerprint(): string;
+}
