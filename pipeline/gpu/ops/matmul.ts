@@ -1,0 +1,241 @@
+/**
+ * GEMM: C = α·op(A)·op(B) (+ bias[n]) (+ C), op = identity or transpose, optionally batched.
+ *
+ * Linear weights are stored HF-style [out, in], so the hot calls are
+ *   y  = x·Wᵀ + b  → matmul(rt, x, w, { transB: true, bias: b })
+ *   dX = dY·W      → matmul(rt, dy, w)
+ *   dW += dYᵀ·X    → matmul(rt, dy, x, { transA: true, out: dw, accumulate: true })
+ * The kernel variant is chosen per adapter (see shaders/matmul.wgsl): `reg` on software
+ * adapters, `tiled` elsewhere; tests force each one.
+ */
+import { params, type Runtime } from "../runtime.ts";
+import { ShapeError } from "../errors.ts";
+import { expectShape, type GpuTensor } from "../tensor.ts";
+
+export type MatmulVariant = "reg" | "tiled";
+
+export interface MatmulOptions {
+  /** A is stored [K, M] (per batch) and used transposed. */
+  transA?: boolean;
+  /** B is stored [N, K] (per batch) and used transposed — the y = x·Wᵀ case. */
+  transB?: boolean;
+  /** [N], added to every row of every batch. */
+  bias?: GpuTensor;
+  /** Output tensor [M, N] or [batch, M, N]; allocated when omitted. */
+  out?: GpuTensor;
+  /** β = 1: C += α·op(A)·op(B) (needs `out`). Default β = 0 (C is overwritten, never read). */
+  accumulate?: boolean;
+  /** Default 1. */
+  alpha?: number;
+  /** Force a kernel variant (tests, benchmarks); default by adapter. */
+  variant?: MatmulVariant;
+  label?: string;
+}
+
+/** One operand's batch stride: a number, or [outer, inner] for a two-level batch. */
+export type Stride = number | readonly [number, number];
+
+/**
+ * The general strided form. Each operand is addressed as in shaders/matmul.wgsl:
+ * op(A)[m,k] = a[offA + batchOffset + m·lda + k] (or k·lda + m when transposed), etc.
+ * Every address the kernel can form is checked against the tensors' sizes.
+ */
+export interface StridedMatmul {
+  a: GpuTensor;
+  b: GpuTensor;
+  out: GpuTensor;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  lda: number;
+  ldb: number;
+  ldc: number;
+  offA?: number;
+  offB?: number;
+  offC?: number;
+  /** `count` batches; with `inner`, batch z uses (z / inner, z % inner) with [outer, inner] strides. */
+  batch?: {
+    count: number;
+    inner?: number;
+    strideA: Stride;
+    strideB: Stride;
+    strideC: Stride;
+  };
+  bias?: GpuTensor;
+  accumulate?: boolean;
+  alpha?: number;
+  variant?: MatmulVariant;
+}
+
+const dummies = new WeakMap<Runtime, GpuTensor>();
+
+/** The variant this adapter runs best (measured: see shaders/matmul.wgsl header). */
+export function defaultVariant(rt: Runtime): MatmulVariant {
+  return rt.info.isFallback ? "reg" : "tiled";
+}
+
+/**
+ * C = α·op(A)·op(B) (+ bias) (+ C). A is [M,K] ([K,M] with transA) or [batch, …]; B is [K,N]
+ * ([N,K] with transB) or [batch, …]. A 2-D operand next to a 3-D one is shared by every batch
+ * (stride 0). Returns `out` (or a new [batch?, M, N] tensor). Records only; no sync.
+ */
+export function matmul(
+  rt: Runtime,
+  a: GpuTensor,
+  b: GpuTensor,
+  opts: MatmulOptions = {},
+): GpuTensor {
+  const op = "matmul";
+  if (a.shape.length < 2 || a.shape.length > 3) {
+    throw new ShapeError(`${op}: tensor "a" (${a.label}) must be 2-D or 3-D, got [${a.shape}]`);
+  }
+  if (b.shape.length < 2 || b.shape.length > 3) {
+    throw new ShapeError(`${op}: tensor "b" (${b.label}) must be 2-D or 3-D, got [${b.shape}]`);
+  }
+  const ab = a.shape.length === 3 ? a.shape[0] : 0;
+  const bb = b.shape.length === 3 ? b.shape[0] : 0;
+  if (ab && bb && ab !== bb) {
+    throw new ShapeError(`${op}: batch of "a" (${a.label}) is ${ab}, of "b" (${b.label}) ${bb}`);
+  }
+  const batch = ab || bb;
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = opts.transA ? ac : ar;
+  const K = opts.transA ? ar : ac;
+  const N = opts.transB ? br : bc;
+  const kb = opts.transB ? bc : br;
+  if (kb !== K) {
+    const want = opts.transB ? `[${"*"}, ${K}]` : `[${K}, *]`;
+    throw new ShapeError(
+      `${op}: tensor "b" (${b.label}) has shape [${b.shape}], inner dimension ${kb} ≠ K = ${K} ` +
+        `(expected ${want}${opts.transB ? " with transB" : ""})`,
+    );
+  }
+  const outShape = batch ? [batch, M, N] : [M, N];
+  if (opts.accumulate && !opts.out) {
+    throw new ShapeError(`${op}: accumulate needs an existing "out" tensor`);
+  }
+  const out = opts.out ?? rt.empty(outShape, opts.label ?? "matmul.out");
+  expectShape(op, "out", out, outShape);
+  if (opts.bias) expectShape(op, "bias", opts.bias, [N]);
+  matmulStrided(rt, {
+    a,
+    b,
+    out,
+    M,
+    N,
+    K,
+    transA: opts.transA,
+    transB: opts.transB,
+    lda: ac,
+    ldb: bc,
+    ldc: N,
+    batch: batch
+      ? {
+        count: batch,
+        strideA: ab ? ar * ac : 0,
+        strideB: bb ? br * bc : 0,
+        strideC: M * N,
+      }
+      : undefined,
+    bias: opts.bias,
+    accumulate: opts.accumulate,
+    alpha: opts.alpha,
+    variant: opts.variant,
+  });
+  return out;
+}
+
+function pair(s: Stride): [number, number] {
+  return typeof s === "number" ? [s, 0] : [s[0], s[1]];
+}
+
+/** The strided form (see {@link StridedMatmul}); records one dispatch. */
+export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
+  const op = "matmulStrided";
+  const { M, N, K } = s;
+  const count = s.batch?.count ?? 1;
+  const inner = s.batch?.inner ?? 1;
+  const [sAo, sAi] = pair(s.batch?.strideA ?? 0);
+  const [sBo, sBi] = pair(s.batch?.strideB ?? 0);
+  const [sCo, sCi] = pair(s.batch?.strideC ?? 0);
+  for (const [k, v] of Object.entries({ M, N, K, count, inner })) {
+    if (!Number.isInteger(v) || v < 0) throw new ShapeError(`${op}: ${k} = ${v} is not a size`);
+  }
+  if (inner < 1 || count % inner !== 0) {
+    throw new ShapeError(`${op}: batch count ${count} is not a multiple of inner ${inner}`);
+  }
+  if (count > 65535) throw new ShapeError(`${op}: batch count ${count} exceeds 65535`);
+  for (const [name, t] of [["a", s.a], ["b", s.b], ["out", s.out]] as const) {
+    if (t.dtype !== "f32") {
+      throw new ShapeError(
+        `${op}: tensor "${name}" (${t.label}) has dtype ${t.dtype}, expected f32`,
+      );
+    }
+  }
+  if (s.bias) expectShape(op, "bias", s.bias, [N]);
+  if (M === 0 || N === 0 || count === 0) return;
+  // Largest address each operand can reach (all strides are non-negative).
+  const zo = count / inner - 1;
+  const zi = inner - 1;
+  const lastA = (s.offA ?? 0) + zo * sAo + zi * sAi +
+    (K === 0 ? 0 : s.transA ? (K - 1) * s.lda + M - 1 : (M - 1) * s.lda + K - 1);
+  const lastB = (s.offB ?? 0) + zo * sBo + zi * sBi +
+    (K === 0 ? 0 : s.transB ? (N - 1) * s.ldb + K - 1 : (K - 1) * s.ldb + N - 1);
+  const lastC = (s.offC ?? 0) + zo * sCo + zi * sCi + (M - 1) * s.ldc + N - 1;
+  const reach = [["a", s.a, lastA], ["b", s.b, lastB], ["out", s.out, lastC]] as const;
+  for (const [name, t, last] of reach) {
+    // With K = 0 the kernel never reads A or B (the result is the bias, or C kept).
+    if (K === 0 && name !== "out") continue;
+    if (last >= t.size) {
+      throw new ShapeError(
+        `${op}: tensor "${name}" (${t.label}, ${t.size} elements) is too small: index ${last} reachable`,
+      );
+    }
+  }
+  const variant = s.variant ?? defaultVariant(rt);
+  let bias = s.bias;
+  if (!bias) {
+    bias = dummies.get(rt);
+    if (!bias) {
+      bias = rt.zeros([1], "matmul.no-bias");
+      dummies.set(rt, bias);
+    }
+  }
+  rt.dispatch({
+    shader: "matmul.wgsl",
+    entry: variant === "reg" ? "mm_reg" : "mm_tiled",
+    bindings: { 1: s.a, 2: s.b, 3: s.out, 4: bias },
+    params: params(
+      [
+        M,
+        N,
+        K,
+        s.lda,
+        s.ldb,
+        s.ldc,
+        s.offA ?? 0,
+        s.offB ?? 0,
+        s.offC ?? 0,
+        inner,
+        sAo,
+        sAi,
+        sBo,
+        sBi,
+        sCo,
+        sCi,
+      ],
+      [s.alpha ?? 1],
+    ),
+    // Both variants cover a 64 × 64 output tile per workgroup.
+    workgroups: [Math.ceil(N / 64), Math.ceil(M / 64), count],
+    constants: {
+      TA: s.transA ? 1 : 0,
+      TB: s.transB ? 1 : 0,
+      HAS_BIAS: s.bias ? 1 : 0,
+      ACC: s.accumulate ? 1 : 0,
+    },
+  });
+}

@@ -1,0 +1,264 @@
+import assert from "node:assert/strict";
+import { Runtime } from "../pipeline/gpu/runtime.ts";
+import { ShapeError } from "../pipeline/gpu/errors.ts";
+import type { GpuTensor } from "../pipeline/gpu/tensor.ts";
+import { matmul, matmulStrided, type MatmulVariant } from "../pipeline/gpu/ops/matmul.ts";
+import { assertClose, finiteDiff, freshSeed, randn, relErr, rng, toF32 } from "./helpers.ts";
+import { refMatmul } from "./reference/linalg.ts";
+
+let shared: Promise<Runtime> | null = null;
+/** One device per file, with only the shaders this file needs (others' WGSL can't break it). */
+function gpu(): Promise<Runtime> {
+  shared ??= Runtime.create(["matmul.wgsl"]);
+  return shared;
+}
+
+// A K-long f32 dot product has relative error ~ √K·2⁻²⁴ (≈ 6e-8·√K) for random-sign data;
+// 1e-6·√K leaves a 16× margin and still catches any wrong index (errors of order 1).
+const tolK = (K: number) => 1e-6 * Math.sqrt(Math.max(K, 1));
+
+const VARIANTS: MatmulVariant[] = ["reg", "tiled"];
+const SIZES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 33, 130],
+  [130, 7, 33],
+  [33, 130, 7],
+  [321, 67, 259],
+];
+
+function up(rt: Runtime, a: Float64Array, shape: number[], label: string): GpuTensor {
+  return rt.upload(Float32Array.from(a), shape, label);
+}
+
+Deno.test("matmul: every variant × transpose × size, with bias / accumulate, vs float64", async () => {
+  const rt = await gpu();
+  const seed = freshSeed();
+  const r = rng(seed);
+  let caseNo = 0;
+  for (const variant of VARIANTS) {
+    for (const [M, N, K] of SIZES) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const useBias = caseNo % 2 === 0;
+          const acc = caseNo % 3 === 1;
+          const alpha = caseNo % 4 === 3 ? -0.75 : 1;
+          caseNo++;
+          const a = toF32(randn(M * K, r));
+          const b = toF32(randn(K * N, r));
+          const bias = toF32(randn(N, r));
+          const c0 = toF32(randn(M * N, r));
+          const ta = up(rt, a, transA ? [K, M] : [M, K], "a");
+          const tb = up(rt, b, transB ? [N, K] : [K, N], "b");
+          const tbias = up(rt, bias, [N], "bias");
+          const out = rt.empty([M, N], "c");
+          if (acc) rt.write(out, Float32Array.from(c0));
+          else rt.fill(out, NaN);
+          matmul(rt, ta, tb, {
+            transA,
+            transB,
+            bias: useBias ? tbias : undefined,
+            out,
+            accumulate: acc,
+            alpha,
+            variant,
+          });
+          const got = await rt.read(out);
+          const want = refMatmul(a, b, M, N, K, {
+            transA,
+            transB,
+            alpha,
+            bias: useBias ? bias : undefined,
+            c: acc ? c0 : undefined,
+          });
+          const what = `${variant} ${M}x${N}x${K} tA=${transA} tB=${transB} bias=${useBias} ` +
+            `acc=${acc} α=${alpha}`;
+          assertClose(relErr(got, want), tolK(K), what, seed);
+          for (const t of [ta, tb, tbias, out]) rt.release(t);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("matmul: K = 0 gives the bias alone (empty operands are never read)", async () => {
+  const rt = await gpu();
+  for (const variant of VARIANTS) {
+    const a = rt.empty([3, 0], "a");
+    const b = rt.empty([0, 5], "b");
+    const bias = rt.upload(Float32Array.from([1, 2, 3, 4, 5]), [5], "bias");
+    const out = rt.empty([3, 5], "c");
+    rt.fill(out, NaN);
+    matmul(rt, a, b, { bias, out, variant });
+    const got = await rt.read(out);
+    assert.deepEqual([...got], [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+  }
+});
+
+Deno.test("matmul: batched, with a shared (stride 0) operand on either side", async () => {
+  const rt = await gpu();
+  const seed = freshSeed();
+  const r = rng(seed);
+  const [S, M, N, K] = [7, 33, 7, 130];
+  for (const variant of VARIANTS) {
+    // y_i = x_i·Wᵀ + b, W shared.
+    const x = toF32(randn(S * M * K, r));
+    const w = toF32(randn(N * K, r));
+    const bias = toF32(randn(N, r));
+    const tx = up(rt, x, [S, M, K], "x");
+    const tw = up(rt, w, [N, K], "w");
+    const tbias = up(rt, bias, [N], "bias");
+    const y = rt.empty([S, M, N], "y");
+    rt.fill(y, NaN);
+    matmul(rt, tx, tw, { transB: true, bias: tbias, out: y, variant });
+    // z_i = Wᵀ·g_i with W shared on the left (transA), g batched: [K, N]·[N, M]… use g [S, N, M].
+    const g = toF32(randn(S * N * M, r));
+    const tg = up(rt, g, [S, N, M], "g");
+    const z = rt.empty([S, K, M], "z");
+    rt.fill(z, NaN);
+    matmul(rt, tw, tg, { transA: true, out: z, variant });
+    const [gy, gz] = await rt.readMany([y, z]);
+    for (let s = 0; s < S; s++) {
+      const wy = refMatmul(x.subarray(s * M * K, (s + 1) * M * K), w, M, N, K, {
+        transB: true,
+        bias,
+      });
+      assertClose(
+        relErr(gy.subarray(s * M * N, (s + 1) * M * N), wy),
+        tolK(K),
+        `${variant} batch ${s} x·Wᵀ`,
+        seed,
+      );
+      const wz = refMatmul(w, g.subarray(s * N * M, (s + 1) * N * M), K, M, N, { transA: true });
+      assertClose(
+        relErr(gz.subarray(s * K * M, (s + 1) * K * M), wz),
+        tolK(N),
+        `${variant} batch ${s} Wᵀ·g`,
+        seed,
+      );
+    }
+    for (const t of [tx, tw, tbias, y, tg, z]) rt.release(t);
+  }
+});
+
+Deno.test("matmul: two-level strided batch (attention scores per [batch, head])", async () => {
+  const rt = await gpu();
+  const seed = freshSeed();
+  const r = rng(seed);
+  const [B, T, H, D] = [2, 33, 3, 7]; // Q, K stored [B, T, H, D]; scores [B, H, T, T]
+  const q = toF32(randn(B * T * H * D, r));
+  const k = toF32(randn(B * T * H * D, r));
+  const tq = up(rt, q, [B, T, H, D], "q");
+  const tk = up(rt, k, [B, T, H, D], "k");
+  for (const variant of VARIANTS) {
+    const sc = rt.empty([B, H, T, T], "scores");
+    rt.fill(sc, NaN);
+    matmulStrided(rt, {
+      a: tq,
+      b: tk,
+      out: sc,
+      M: T,
+      N: T,
+      K: D,
+      transB: true,
+      lda: H * D,
+      ldb: H * D,
+      ldc: T,
+      alpha: 1 / Math.sqrt(D),
+      batch: {
+        count: B * H,
+        inner: H,
+        strideA: [T * H * D, D],
+        strideB: [T * H * D, D],
+        strideC: [H * T * T, T * T],
+      },
+      variant,
+    });
+    const got = await rt.read(sc);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const qh = new Float64Array(T * D);
+        const kh = new Float64Array(T * D);
+        for (let t = 0; t < T; t++) {
+          for (let d = 0; d < D; d++) {
+            qh[t * D + d] = q[((b * T + t) * H + h) * D + d];
+            kh[t * D + d] = k[((b * T + t) * H + h) * D + d];
+          }
+        }
+        const want = refMatmul(qh, kh, T, T, D, { transB: true, alpha: 1 / Math.sqrt(D) });
+        const off = (b * H + h) * T * T;
+        assertClose(
+          relErr(got.subarray(off, off + T * T), want),
+          tolK(D),
+          `${variant} b=${b} h=${h}`,
+          seed,
+        );
+      }
+    }
+    rt.release(sc);
+  }
+  rt.release(tq);
+  rt.release(tk);
+});
+
+Deno.test("matmul: linear backward (dX = G·W, dW = Gᵀ·X) matches finite differences", async () => {
+  const rt = await gpu();
+  const seed = freshSeed();
+  const r = rng(seed);
+  const [T, I, O] = [7, 33, 130];
+  const x = toF32(randn(T * I, r));
+  const w = toF32(randn(O * I, r));
+  const bias = toF32(randn(O, r));
+  const wt = toF32(randn(T * O, r)); // L = Σ wt ⊙ (x·Wᵀ + b) → dL/dY = wt
+  const loss = (xx: Float64Array, ww: Float64Array) => {
+    const y = refMatmul(xx, ww, T, O, I, { transB: true, bias });
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += wt[i] * y[i];
+    return s;
+  };
+  const idxX = [0, 5, 17, T * I - 1];
+  const idxW = [0, 31, 1000, O * I - 1];
+  const fdX = finiteDiff((xx) => loss(xx, w), Float64Array.from(x), idxX);
+  const fdW = finiteDiff((ww) => loss(x, ww), Float64Array.from(w), idxW);
+  for (const variant of VARIANTS) {
+    const tx = up(rt, x, [T, I], "x");
+    const tw = up(rt, w, [O, I], "w");
+    const tg = up(rt, wt, [T, O], "dy");
+    const dx = rt.empty([T, I], "dx");
+    rt.fill(dx, NaN);
+    matmul(rt, tg, tw, { out: dx, variant });
+    // Gradient accumulation: start dW at 0.5 and add twice the gradient in two calls.
+    const dw = rt.empty([O, I], "dw");
+    rt.fill(dw, 0.5);
+    matmul(rt, tg, tx, { transA: true, out: dw, accumulate: true, variant });
+    matmul(rt, tg, tx, { transA: true, out: dw, accumulate: true, variant });
+    const [gx, gw] = await rt.readMany([dx, dw]);
+    // Finite differences in float64 have error ~1e-9 here; the f32 kernel ~1e-7·√K relative.
+    for (const i of idxX) {
+      assertClose(
+        Math.abs(gx[i] - fdX[i]) / (Math.abs(fdX[i]) + 1),
+        1e-5,
+        `${variant} dX[${i}]`,
+        seed,
+      );
+    }
+    for (const i of idxW) {
+      const want = 0.5 + 2 * fdW[i];
+      assertClose(Math.abs(gw[i] - want) / (Math.abs(want) + 1), 1e-5, `${variant} dW[${i}]`, seed);
+    }
+    for (const t of [tx, tw, tg, dx, dw]) rt.release(t);
+  }
+});
+
+Deno.test("matmul: shape errors name the tensor", async () => {
+  const rt = await gpu();
+  const a = rt.empty([4, 3], "x");
+  const w = rt.empty([5, 4], "weight");
+  assert.throws(() => matmul(rt, a, w, { transB: true }), /tensor "b" \(weight\)/);
+  const bias = rt.empty([4], "bias4");
+  const w2 = rt.empty([5, 3], "w2");
+  assert.throws(() => matmul(rt, a, w2, { transB: true, bias }), /tensor "bias" \(bias4\)/);
+  assert.throws(() => matmul(rt, a, w2, { transB: true, accumulate: true }), ShapeError);
+  const small = rt.empty([2, 5], "small");
+  assert.throws(() => matmul(rt, a, w2, { transB: true, out: small }), /tensor "out" \(small\)/);
+  for (const t of [a, w, bias, w2, small]) rt.release(t);
+});
