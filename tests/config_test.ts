@@ -279,3 +279,15 @@ Deno.test("config: DEFAULTS and the Markdown reference cover every key", () => {
   }
   assert.ok(md.includes("**required**"));
 });
+
+Deno.test("config: every examples/*.yaml validates", async () => {
+  const dir = new URL("../examples/", import.meta.url).pathname;
+  let count = 0;
+  for (const e of Deno.readDirSync(dir)) {
+    if (!e.name.endsWith(".yaml")) continue;
+    const c = await loadConfig(`${dir}${e.name}`);
+    assert.ok(c.output.dir.startsWith("/"), `${e.name}: output.dir resolved`);
+    count++;
+  }
+  assert.ok(count >= 2, "examples present");
+});
