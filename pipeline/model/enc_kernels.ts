@@ -1,0 +1,525 @@
+/**
+ * Thin typed wrappers over the encoder's own kernels (shaders/enc_*.wgsl). They are naive
+ * (one invocation per output element/row) and exist so the model is correct and tested
+ * independently of the tuned shared kernels; each wrapper checks its tensors with expectShape.
+ * Sizes are passed explicitly because arena tensors are views sized for the batch in flight.
+ * enc_misc.wgsl's uniform block has 4 u32 fields before its f32s: always pass 4 u32s there.
+ */
+import { grid, params, type Runtime } from "../gpu/runtime.ts";
+import { expectShape, GpuTensor } from "../gpu/tensor.ts";
+import { ShapeError } from "../gpu/errors.ts";
+
+export const ENC_SHADERS = [
+  "enc_matmul.wgsl",
+  "enc_attention.wgsl",
+  "enc_norm.wgsl",
+  "enc_misc.wgsl",
+] as const;
+
+/** A view of the first elements of `t` under a (smaller or equal) shape: arena slices. */
+export function view(t: GpuTensor, shape: readonly number[], label = t.label): GpuTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (n * 4 > t.buffer.size) {
+    throw new ShapeError(`${label}: view [${shape}] exceeds buffer of ${t.label}`);
+  }
+  return new GpuTensor(t.buffer, [...shape], t.dtype, label);
+}
+
+function need(op: string, name: string, t: GpuTensor, elems: number): void {
+  if (t.size < elems) {
+    throw new ShapeError(`${op}: tensor "${name}" (${t.label}) has ${t.size} < ${elems} elements`);
+  }
+}
+
+const lin = (n: number) => grid(Math.ceil(n / 64));
+
+/** Strided operand of {@link bmm}: element (bt, i, k) at off + bt·bs + i·rs + k·cs. */
+export interface Operand {
+  t: GpuTensor;
+  off?: number;
+  bs?: number;
+  rs: number;
+  cs: number;
+}
+
+export interface BmmDims {
+  m: number;
+  n: number;
+  k: number;
+  batch?: number;
+  oOff?: number;
+  /** Output batch stride (default m·n). */
+  oBs?: number;
+}
+
+/** o[bt] (+)= alpha · A[bt]·B[bt] (+ bias): the one contraction every linear layer uses. */
+export function bmm(
+  rt: Runtime,
+  o: GpuTensor,
+  a: Operand,
+  b: Operand,
+  d: BmmDims,
+  opt: { alpha?: number; acc?: boolean; bias?: GpuTensor } = {},
+): void {
+  const batch = d.batch ?? 1, oBs = d.oBs ?? d.m * d.n, oOff = d.oOff ?? 0;
+  const last = (x: Operand, r: number, c: number) =>
+    (x.off ?? 0) + (batch - 1) * (x.bs ?? 0) + (r - 1) * x.rs + (c - 1) * x.cs + 1;
+  need("bmm", "a", a.t, last(a, d.m, d.k));
+  need("bmm", "b", b.t, last(b, d.k, d.n));
+  need("bmm", "out", o, oOff + (batch - 1) * oBs + d.m * d.n);
+  if (opt.bias) need("bmm", "bias", opt.bias, d.n);
+  if (d.m === 0 || d.n === 0 || batch === 0) return;
+  const u = [
+    d.m,
+    d.n,
+    d.k,
+    opt.acc ? 1 : 0,
+    a.off ?? 0,
+    a.bs ?? 0,
+    a.rs,
+    a.cs,
+    b.off ?? 0,
+    b.bs ?? 0,
+    b.rs,
+    b.cs,
+    oOff,
+    oBs,
+    0,
+    0,
+  ];
+  const bindings: Record<number, GpuTensor> = { 1: a.t, 2: b.t, 3: o };
+  if (opt.bias) bindings[4] = opt.bias;
+  rt.dispatch({
+    shader: "enc_matmul.wgsl",
+    entry: opt.bias ? "bmm_bias" : "bmm",
+    bindings,
+    params: params(u, [opt.alpha ?? 1]),
+    workgroups: [Math.ceil(d.n / 8), Math.ceil(d.m / 8), batch],
+  });
+}
+
+/** y[rows, out] (+)= alpha · x·Wᵀ (+ b), W in HF [out, in] layout. */
+export function linearForward(
+  rt: Runtime,
+  x: GpuTensor,
+  w: GpuTensor,
+  b: GpuTensor | null,
+  y: GpuTensor,
+  rows: number,
+  opt: { alpha?: number; acc?: boolean } = {},
+): void {
+  const [out, inn] = w.shape;
+  expectShape("linearForward", "w", w, [-1, -1]);
+  bmm(rt, y, { t: x, rs: inn, cs: 1 }, { t: w, rs: 1, cs: inn }, { m: rows, n: out, k: inn }, {
+    ...opt,
+    bias: b ?? undefined,
+  });
+}
+
+/** dx[rows, in] (+)= alpha · dy·W. */
+export function linearBackwardInput(
+  rt: Runtime,
+  dy: GpuTensor,
+  w: GpuTensor,
+  dx: GpuTensor,
+  rows: number,
+  opt: { alpha?: number; acc?: boolean } = {},
+): void {
+  const [out, inn] = w.shape;
+  bmm(
+    rt,
+    dx,
+    { t: dy, rs: out, cs: 1 },
+    { t: w, rs: inn, cs: 1 },
+    { m: rows, n: inn, k: out },
+    opt,
+  );
+}
+
+/**
+ * Per-sample weight gradients: g[s, out, in] (+)= alpha · Σ_{t<T} dy[s·T+t, :]ᵀ ⊗ x[s·T+t, :]
+ * for s < samples. With samples = 1 and T = all rows this is the summed gradient.
+ */
+export function weightGradPerSample(
+  rt: Runtime,
+  dy: GpuTensor,
+  x: GpuTensor,
+  g: GpuTensor,
+  dims: { samples: number; rowsPerSample: number; out: number; inn: number },
+  opt: { alpha?: number; acc?: boolean } = {},
+): void {
+  const { samples, rowsPerSample: t, out, inn } = dims;
+  bmm(
+    rt,
+    g,
+    { t: dy, bs: t * out, rs: 1, cs: out },
+    { t: x, bs: t * inn, rs: inn, cs: 1 },
+    { m: out, n: inn, k: t, batch: samples },
+    opt,
+  );
+}
+
+/** o[s, j] (+)= Σ_{t<rowsPerSample} x[s·rowsPerSample + t, j]. */
+export function segColSum(
+  rt: Runtime,
+  x: GpuTensor,
+  o: GpuTensor,
+  segments: number,
+  rowsPerSeg: number,
+  cols: number,
+  acc = false,
+): void {
+  need("segColSum", "x", x, segments * rowsPerSeg * cols);
+  need("segColSum", "out", o, segments * cols);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "seg_colsum",
+    bindings: { 1: x, 3: o },
+    params: params([segments * cols, cols, rowsPerSeg, acc ? 1 : 0]),
+    workgroups: lin(segments * cols),
+  });
+}
+
+/** o[r] (+)= Σ_j x[r, j]². */
+export function rowSumSq(
+  rt: Runtime,
+  x: GpuTensor,
+  o: GpuTensor,
+  rows: number,
+  cols: number,
+  acc = false,
+): void {
+  need("rowSumSq", "x", x, rows * cols);
+  need("rowSumSq", "out", o, rows);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "row_sumsq",
+    bindings: { 1: x, 3: o },
+    params: params([rows, cols, 0, acc ? 1 : 0]),
+    workgroups: lin(rows),
+  });
+}
+
+export function embedForward(
+  rt: Runtime,
+  ids: GpuTensor,
+  pids: GpuTensor,
+  tids: GpuTensor,
+  word: GpuTensor,
+  pos: GpuTensor,
+  type: GpuTensor,
+  out: GpuTensor,
+  rows: number,
+): void {
+  const e = word.shape[1];
+  for (const [n, t] of [["ids", ids], ["positionIds", pids], ["typeIds", tids]] as const) {
+    expectShape("embedForward", n, t, [-1], "u32");
+    need("embedForward", n, t, rows);
+  }
+  need("embedForward", "out", out, rows * e);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "embed_forward",
+    bindings: { 3: out, 4: ids, 5: pids, 6: tids, 7: word, 8: pos, 9: type },
+    params: params([rows * e, e]),
+    workgroups: lin(rows * e),
+  });
+}
+
+/** Per-sample embedding-table grads: out[s, ids[r], :] += g[r, :] (out zeroed by the caller). */
+export function embedScatterPerSample(
+  rt: Runtime,
+  ids: GpuTensor,
+  g: GpuTensor,
+  out: GpuTensor,
+  dims: { samples: number; rowsPerSample: number; tableRows: number; e: number },
+): void {
+  const { samples, rowsPerSample, tableRows, e } = dims;
+  need("embedScatterPerSample", "ids", ids, samples * rowsPerSample);
+  need("embedScatterPerSample", "out", out, samples * tableRows * e);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "scatter_ps",
+    bindings: { 1: g, 3: out, 4: ids },
+    params: params([samples * e, e, rowsPerSample, tableRows]),
+    workgroups: lin(samples * e),
+  });
+}
+
+export const ACT_KIND = { gelu: 0, gelu_new: 1, relu: 2, tanh: 3 } as const;
+export type ActName = keyof typeof ACT_KIND;
+
+export function actForward(rt: Runtime, kind: ActName, x: GpuTensor, y: GpuTensor, n: number) {
+  need("actForward", "x", x, n);
+  need("actForward", "y", y, n);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "act_forward",
+    bindings: { 1: x, 3: y },
+    params: params([n, ACT_KIND[kind]]),
+    workgroups: lin(n),
+  });
+}
+
+/** dx = dy · act'(x), x = the pre-activation. */
+export function actBackward(
+  rt: Runtime,
+  kind: ActName,
+  x: GpuTensor,
+  dy: GpuTensor,
+  dx: GpuTensor,
+  n: number,
+) {
+  need("actBackward", "x", x, n);
+  need("actBackward", "dy", dy, n);
+  need("actBackward", "dx", dx, n);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "act_backward",
+    bindings: { 1: x, 2: dy, 3: dx },
+    params: params([n, ACT_KIND[kind]]),
+    workgroups: lin(n),
+  });
+}
+
+/** o = a + alpha·b */
+export function add(rt: Runtime, a: GpuTensor, b: GpuTensor, o: GpuTensor, n: number, alpha = 1) {
+  need("add", "a", a, n);
+  need("add", "b", b, n);
+  need("add", "out", o, n);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "add",
+    bindings: { 1: a, 2: b, 3: o },
+    params: params([n, 0, 0, 0], [alpha]),
+    workgroups: lin(n),
+  });
+}
+
+/** o += alpha·x */
+export function addInto(rt: Runtime, x: GpuTensor, o: GpuTensor, n: number, alpha = 1) {
+  need("addInto", "x", x, n);
+  need("addInto", "out", o, n);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "add_into",
+    bindings: { 1: x, 3: o },
+    params: params([n, 0, 0, 0], [alpha]),
+    workgroups: lin(n),
+  });
+}
+
+/** o[b, :] = x[b·stride, :] (e.g. the [CLS] row of each sample). */
+export function rowsGather(
+  rt: Runtime,
+  x: GpuTensor,
+  o: GpuTensor,
+  b: number,
+  cols: number,
+  stride: number,
+) {
+  need("rowsGather", "x", x, ((b - 1) * stride + 1) * cols);
+  need("rowsGather", "out", o, b * cols);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "rows_gather",
+    bindings: { 1: x, 3: o },
+    params: params([b * cols, cols, stride]),
+    workgroups: lin(b * cols),
+  });
+}
+
+/** o[b·stride, :] = x[b, :] (other rows untouched). */
+export function rowsScatter(
+  rt: Runtime,
+  x: GpuTensor,
+  o: GpuTensor,
+  b: number,
+  cols: number,
+  stride: number,
+) {
+  need("rowsScatter", "x", x, b * cols);
+  need("rowsScatter", "out", o, ((b - 1) * stride + 1) * cols);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "rows_scatter",
+    bindings: { 1: x, 3: o },
+    params: params([b * cols, cols, stride]),
+    workgroups: lin(b * cols),
+  });
+}
+
+export function layerNormForward(
+  rt: Runtime,
+  x: GpuTensor,
+  g: GpuTensor,
+  b: GpuTensor,
+  y: GpuTensor,
+  mean: GpuTensor,
+  rstd: GpuTensor,
+  rows: number,
+  eps: number,
+) {
+  const n = g.size;
+  need("layerNormForward", "x", x, rows * n);
+  need("layerNormForward", "y", y, rows * n);
+  need("layerNormForward", "mean", mean, rows);
+  need("layerNormForward", "rstd", rstd, rows);
+  rt.dispatch({
+    shader: "enc_norm.wgsl",
+    entry: "forward",
+    bindings: { 1: x, 2: g, 3: b, 4: y, 5: mean, 6: rstd },
+    params: params([rows, n], [eps]),
+    workgroups: lin(rows),
+  });
+}
+
+/** dx from dy; with `rowGrads` also per-row dγ rows (dy·x̂) and dβ rows (dy). */
+export function layerNormBackward(
+  rt: Runtime,
+  x: GpuTensor,
+  g: GpuTensor,
+  mean: GpuTensor,
+  rstd: GpuTensor,
+  dy: GpuTensor,
+  dx: GpuTensor,
+  rows: number,
+  rowGrads?: { dg: GpuTensor; db: GpuTensor },
+) {
+  const n = g.size;
+  need("layerNormBackward", "dy", dy, rows * n);
+  need("layerNormBackward", "dx", dx, rows * n);
+  const bindings: Record<number, GpuTensor> = { 1: x, 2: g, 7: dy, 8: mean, 9: rstd, 10: dx };
+  if (rowGrads) {
+    need("layerNormBackward", "dgRows", rowGrads.dg, rows * n);
+    need("layerNormBackward", "dbRows", rowGrads.db, rows * n);
+    bindings[11] = rowGrads.dg;
+    bindings[12] = rowGrads.db;
+  }
+  rt.dispatch({
+    shader: "enc_norm.wgsl",
+    entry: rowGrads ? "backward_params" : "backward",
+    bindings,
+    params: params([rows, n]),
+    workgroups: lin(rows),
+  });
+}
+
+export interface AttnDims {
+  b: number;
+  t: number;
+  heads: number;
+  hidden: number;
+}
+
+function attnParams(d: AttnDims) {
+  const dh = d.hidden / d.heads;
+  return params([d.b, d.t, d.heads, dh, d.hidden], [1 / Math.sqrt(dh)]);
+}
+
+/** ctx = softmax(q·kᵀ/√dh + key-padding mask)·v per head; probs saved for backward. */
+export function attentionForward(
+  rt: Runtime,
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  lens: GpuTensor,
+  probs: GpuTensor,
+  ctx: GpuTensor,
+  d: AttnDims,
+) {
+  expectShape("attentionForward", "lens", lens, [-1], "u32");
+  const rows = d.b * d.t * d.hidden;
+  for (const [n, t] of [["q", q], ["k", k], ["v", v], ["ctx", ctx]] as const) {
+    need("attentionForward", n, t, rows);
+  }
+  need("attentionForward", "probs", probs, d.b * d.heads * d.t * d.t);
+  rt.dispatch({
+    shader: "enc_attention.wgsl",
+    entry: "forward",
+    bindings: { 1: q, 2: k, 3: v, 4: lens, 5: probs, 6: ctx },
+    params: attnParams(d),
+    workgroups: lin(d.b * d.heads * d.t),
+  });
+}
+
+export function attentionBackward(
+  rt: Runtime,
+  saved: { q: GpuTensor; k: GpuTensor; v: GpuTensor; lens: GpuTensor; probs: GpuTensor },
+  dctx: GpuTensor,
+  scratchDs: GpuTensor,
+  out: { dq: GpuTensor; dk: GpuTensor; dv: GpuTensor },
+  d: AttnDims,
+) {
+  need("attentionBackward", "ds", scratchDs, d.b * d.heads * d.t * d.t);
+  const p = attnParams(d);
+  const wg = lin(d.b * d.heads * d.t);
+  rt.dispatch({
+    shader: "enc_attention.wgsl",
+    entry: "backward_q",
+    bindings: {
+      2: saved.k,
+      3: saved.v,
+      4: saved.lens,
+      7: saved.probs,
+      8: dctx,
+      9: scratchDs,
+      10: out.dq,
+    },
+    params: p,
+    workgroups: wg,
+  });
+  rt.dispatch({
+    shader: "enc_attention.wgsl",
+    entry: "backward_kv",
+    bindings: { 1: saved.q, 7: saved.probs, 8: dctx, 9: scratchDs, 11: out.dk, 12: out.dv },
+    params: p,
+    workgroups: wg,
+  });
+}
+
+/** Per-sample loss[b] and dlogits (kind 0: masked BCE mean over counted labels; 1: CE). */
+export function lossForward(
+  rt: Runtime,
+  kind: 0 | 1,
+  logits: GpuTensor,
+  targets: GpuTensor,
+  mask: GpuTensor,
+  loss: GpuTensor,
+  dlogits: GpuTensor,
+  b: number,
+  labels: number,
+) {
+  for (const [n, t] of [["logits", logits], ["targets", targets], ["mask", mask]] as const) {
+    need("lossForward", n, t, b * labels);
+  }
+  need("lossForward", "loss", loss, b);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "loss",
+    bindings: { 1: logits, 3: loss, 7: targets, 8: mask, 10: dlogits },
+    params: params([b, labels, kind]),
+    workgroups: lin(b),
+  });
+}
+
+/** o = keep(seed, i) ? x/(1-p) : 0 — linear in x, so the same call is its own backward. */
+export function dropout(
+  rt: Runtime,
+  x: GpuTensor,
+  o: GpuTensor,
+  n: number,
+  p: number,
+  seed: number,
+) {
+  need("dropout", "x", x, n);
+  need("dropout", "out", o, n);
+  const threshold = Math.min(0xffffffff, Math.round(p * 2 ** 32));
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "dropout",
+    bindings: { 1: x, 3: o },
+    params: params([n, seed >>> 0, threshold, 0], [1 / (1 - p)]),
+    workgroups: lin(n),
+  });
+}

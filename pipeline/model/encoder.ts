@@ -1,0 +1,762 @@
+/**
+ * GPU encoder classifier (BERT post-LN, ALBERT shared groups + E→H projection, RoBERTa position
+ * ids) with LoRA, a classification head and per-sample gradients for DP.
+ *
+ * Shape of a step: `forward`/`backward` only record into the runtime's single command encoder;
+ * nothing waits. Weights are uploaded once; every activation lives in an arena sized for
+ * maxBatch × maxLen allocated once in `create`, and a batch uses views of it (padded to its own
+ * longest member, key-padding mask from the lengths).
+ *
+ * Backward computes only what is needed: no dW for frozen weights, and no input gradient below
+ * the lowest trainable tensor (LoRA mode never reaches the embeddings unless LayerNorm training
+ * includes the embedding LayerNorm).
+ *
+ * Per-sample route: every trainable tensor gets a materialised per-sample gradient [B, P]
+ * (batched contractions over each sample's rows). For LoRA this is the right route: r·(in+out)
+ * floats per adapter per sample (BERT-small, r 8, q+v, 4 layers: 65 k floats/sample = 8 MiB at
+ * B 32). ALBERT's shared layer accumulates all N applications into the same [B, P] buffer before
+ * any norm is taken, so the norm is of the summed per-sample gradient. Full mode also
+ * materialises (correct, but B·|θ| memory: only for small models; ghost norms / book-keeping
+ * for full fine-tuning of large encoders are NOT implemented yet). Time and memory of the routes
+ * were not measured on a real GPU in this session.
+ *
+ * Losses: per-sample scalar (multi-label: masked BCE mean over counted labels; multi-class: CE);
+ * `grad` holds the gradient of Σ_i loss_i.
+ *
+ * Dropout: only on the LoRA input (train mode); base-model dropout is off (eval-mode base).
+ * The kernels are the encoder's own naive ones (pipeline/model/enc_kernels.ts).
+ */
+import type { Runtime } from "../gpu/runtime.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+import type {
+  EncoderConfig,
+  EncoderWeights,
+  HeadKind,
+  HeadWeights,
+  HostTensor,
+  LoraConfig,
+  LoraTarget,
+  LoraWeights,
+} from "./types.ts";
+import { LORA_TARGETS } from "./types.ts";
+import {
+  baseParamSpecs,
+  headParamSpecs,
+  linearDims,
+  loraParamSpecs,
+  namedTensors,
+  numWeightSets,
+  type ParamSpec,
+  weightSetOf,
+} from "./params.ts";
+import { initLora, loraScale } from "./lora.ts";
+import { initHead, probabilities } from "./heads.ts";
+import * as K from "./enc_kernels.ts";
+
+export type TrainMode = "lora" | "full";
+
+export interface EncoderOptions {
+  mode: TrainMode;
+  /** Required in LoRA mode. */
+  lora?: LoraConfig;
+  /** LoRA mode: also train every LayerNorm (embedding + layers). */
+  trainLayerNorm?: boolean;
+  /** LoRA mode: also train every linear bias (layers + pooler + ALBERT projection). */
+  trainBias?: boolean;
+  head: { kind: HeadKind; numLabels: number };
+  seed: number;
+  maxBatch: number;
+  maxLen: number;
+  /** Start from these adapters / head instead of a fresh init (resume, evaluation). */
+  loraWeights?: LoraWeights;
+  headWeights?: HeadWeights;
+}
+
+export interface EncoderBatch {
+  /** Token ids per sample (unpadded; [CLS]/<s> first). */
+  ids: number[][];
+  typeIds?: number[][];
+}
+
+export interface LabeledBatch extends EncoderBatch {
+  /** multi-label: one 0/1 target per label; multi-class: [classIndex]. */
+  labels: number[][];
+  /** multi-label: 1 = counts, 0 = ignored. Default all 1. */
+  labelMask?: number[][];
+}
+
+export interface TrainableParam {
+  name: string;
+  shape: number[];
+  tensor: GpuTensor;
+  /** Gradient of Σ_i loss_i, valid after `backward`. */
+  grad: GpuTensor;
+  /** [maxBatch, P]; the first B rows are the per-sample gradients after `backward`. */
+  perSample: GpuTensor;
+}
+
+interface LoraSaved {
+  xd: GpuTensor | null;
+  u: GpuTensor;
+}
+
+interface LayerSaved {
+  q: GpuTensor;
+  k: GpuTensor;
+  v: GpuTensor;
+  probs: GpuTensor;
+  ctx: GpuTensor;
+  s1: GpuTensor;
+  m1: GpuTensor;
+  r1: GpuTensor;
+  h1: GpuTensor;
+  f: GpuTensor;
+  a: GpuTensor;
+  s2: GpuTensor;
+  m2: GpuTensor;
+  r2: GpuTensor;
+  h2: GpuTensor;
+  lora: Map<LoraTarget, LoraSaved>;
+}
+
+function mix(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x01000193) >>> 0;
+    h = (h ^ (h >>> 15)) >>> 0;
+  }
+  return h;
+}
+
+export class GpuEncoder {
+  readonly config: EncoderConfig;
+  readonly options: EncoderOptions;
+  private rt: Runtime;
+  private w = new Map<string, GpuTensor>();
+  private train = new Map<string, TrainableParam>();
+  private specs: ParamSpec[];
+  private hasPooler: boolean;
+  private scale: number;
+  private step = 0;
+  private dims = { b: 0, t: 0 };
+  private a: Record<string, GpuTensor> = {};
+  private layers: LayerSaved[] = [];
+  private training = false;
+
+  private constructor(rt: Runtime, c: EncoderConfig, hasPooler: boolean, o: EncoderOptions) {
+    this.rt = rt;
+    this.config = c;
+    this.options = o;
+    this.hasPooler = hasPooler;
+    this.scale = o.lora ? loraScale(o.lora) : 0;
+    this.specs = [
+      ...baseParamSpecs(c, hasPooler),
+      ...(o.lora ? loraParamSpecs(c, o.lora.targets, o.lora.rank) : []),
+      ...headParamSpecs(c, o.head.numLabels),
+    ];
+  }
+
+  /** Upload weights once, init LoRA/head (seeded), allocate the activation arena. */
+  static create(
+    rt: Runtime,
+    config: EncoderConfig,
+    weights: EncoderWeights,
+    options: EncoderOptions,
+  ): Promise<GpuEncoder> {
+    if (options.mode === "lora" && !options.lora) {
+      throw new RangeError("EncoderOptions.lora is required in LoRA mode");
+    }
+    if (config.hiddenSize % config.numHeads !== 0) {
+      throw new RangeError(`hiddenSize ${config.hiddenSize} % numHeads ${config.numHeads} != 0`);
+    }
+    if (options.maxLen > config.maxPositions - Math.max(0, config.positionOffset)) {
+      throw new RangeError(`maxLen ${options.maxLen} exceeds the model's position table`);
+    }
+    const enc = new GpuEncoder(rt, config, !!weights.pooler, options);
+    const lora = options.lora
+      ? options.loraWeights ?? initLora(config, options.lora, options.seed)
+      : undefined;
+    const head = options.headWeights ?? initHead(config, options.head.numLabels, options.seed);
+    const host = namedTensors(config, weights, lora, head);
+    for (const s of enc.specs) {
+      const t = host.get(s.name);
+      if (!t) throw new RangeError(`missing tensor ${s.name}`);
+      if (t.shape.join() !== s.shape.join()) {
+        throw new RangeError(`tensor ${s.name} has shape [${t.shape}], expected [${s.shape}]`);
+      }
+      enc.w.set(s.name, rt.upload(t.data, s.shape, s.name));
+      if (enc.isTrainable(s)) {
+        const p = t.data.length;
+        enc.train.set(s.name, {
+          name: s.name,
+          shape: s.shape,
+          tensor: enc.w.get(s.name)!,
+          grad: rt.zeros(s.shape, `grad:${s.name}`),
+          perSample: rt.zeros([options.maxBatch, p], `ps:${s.name}`),
+        });
+      }
+    }
+    enc.allocate();
+    return Promise.resolve(enc);
+  }
+
+  private isTrainable(s: ParamSpec): boolean {
+    if (this.options.mode === "full") return s.kind !== "lora";
+    if (s.kind === "lora" || s.kind === "head") return true;
+    if (s.kind === "layernorm") return !!this.options.trainLayerNorm;
+    if (s.kind === "linear.b") return !!this.options.trainBias;
+    return false;
+  }
+
+  private allocate(): void {
+    const c = this.config, o = this.options, rt = this.rt;
+    const bt = o.maxBatch * o.maxLen, h = c.hiddenSize, e = c.embeddingSize;
+    const f = c.intermediateSize, nh = c.numHeads, t = o.maxLen, b = o.maxBatch;
+    const L = o.head.numLabels, wide = Math.max(h, e, f);
+    const mk = (shape: number[], label: string, dt: "f32" | "u32" = "f32") =>
+      this.a[label] = rt.empty(shape, label, dt);
+    for (const n of ["ids", "pids", "tids"]) mk([bt], n, "u32");
+    mk([b], "lens", "u32");
+    mk([bt, e], "emb");
+    mk([bt, e], "embLn");
+    mk([bt], "m0");
+    mk([bt], "r0");
+    if (c.modelType === "albert") mk([bt, h], "proj");
+    for (const n of ["cls", "poolPre", "pooled", "dCls", "dPooled", "dPoolPre"]) mk([b, h], n);
+    for (const n of ["logits", "targets", "mask", "dlogits"]) mk([b, L], n);
+    mk([b], "loss");
+    for (const n of ["dTop", "dX2", "dS2", "dH1", "dS1", "dCtx", "dq", "dk", "dv"]) mk([bt, h], n);
+    mk([bt, f], "dA");
+    mk([bt, f], "dF");
+    mk([bt, wide], "tmp");
+    mk([bt, wide], "tmp2");
+    mk([bt, wide], "dgRows");
+    mk([bt, wide], "dbRows");
+    mk([bt, e], "dE");
+    mk([bt, e], "dEmb");
+    mk([b, nh, t, t], "ds");
+    mk([bt, o.lora?.rank ?? 1], "du");
+    for (let l = 0; l < c.numLayers; l++) {
+      const lab = (n: string) => `L${l}.${n}`;
+      const ls: LayerSaved = {
+        q: rt.empty([bt, h], lab("q")),
+        k: rt.empty([bt, h], lab("k")),
+        v: rt.empty([bt, h], lab("v")),
+        probs: rt.empty([b, nh, t, t], lab("probs")),
+        ctx: rt.empty([bt, h], lab("ctx")),
+        s1: rt.empty([bt, h], lab("s1")),
+        m1: rt.empty([bt], lab("m1")),
+        r1: rt.empty([bt], lab("r1")),
+        h1: rt.empty([bt, h], lab("h1")),
+        f: rt.empty([bt, f], lab("f")),
+        a: rt.empty([bt, f], lab("a")),
+        s2: rt.empty([bt, h], lab("s2")),
+        m2: rt.empty([bt], lab("m2")),
+        r2: rt.empty([bt], lab("r2")),
+        h2: rt.empty([bt, h], lab("h2")),
+        lora: new Map(),
+      };
+      for (const tg of o.lora?.targets ?? []) {
+        const [, inn] = linearDims(c, tg);
+        ls.lora.set(tg, {
+          xd: o.lora!.dropout > 0 ? rt.empty([bt, inn], lab(`${tg}.xd`)) : null,
+          u: rt.empty([bt, o.lora!.rank], lab(`${tg}.u`)),
+        });
+      }
+      this.layers.push(ls);
+    }
+  }
+
+  /** Trainable tensors with their summed and per-sample gradient buffers (fixed order). */
+  parameters(): TrainableParam[] {
+    return [...this.train.values()];
+  }
+
+  /** Batch size and padded length of the batch in flight. */
+  get batchDims(): { b: number; t: number } {
+    return { ...this.dims };
+  }
+
+  // ------------------------------------------------------------------ input
+
+  private upload(batch: EncoderBatch): void {
+    const c = this.config, o = this.options;
+    const b = batch.ids.length;
+    if (b < 1 || b > o.maxBatch) {
+      throw new RangeError(`batch has ${b} samples; allowed 1..${o.maxBatch}`);
+    }
+    let t = 0;
+    batch.ids.forEach((s, i) => {
+      if (s.length < 1 || s.length > o.maxLen) {
+        throw new RangeError(`sample ${i} has ${s.length} tokens; allowed 1..${o.maxLen}`);
+      }
+      t = Math.max(t, s.length);
+    });
+    const ids = new Uint32Array(b * t),
+      pids = new Uint32Array(b * t),
+      tids = new Uint32Array(b * t);
+    const lens = new Uint32Array(b);
+    batch.ids.forEach((s, i) => {
+      lens[i] = s.length;
+      let count = 0;
+      for (let j = 0; j < t; j++) {
+        const id = j < s.length ? s[j] : c.padTokenId;
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+          throw new RangeError(
+            `sample ${i} token ${j}: id ${id} outside vocabulary 0..${c.vocabSize - 1}`,
+          );
+        }
+        ids[i * t + j] = id;
+        const ty = j < s.length ? batch.typeIds?.[i]?.[j] ?? 0 : 0;
+        if (ty < 0 || ty >= c.typeVocabSize) {
+          throw new RangeError(`sample ${i} token ${j}: type id ${ty} out of range`);
+        }
+        tids[i * t + j] = ty;
+        if (c.modelType === "roberta") {
+          // HF create_position_ids_from_input_ids: non-pad tokens count from padding_idx + 1.
+          pids[i * t + j] = id === c.padTokenId ? c.padTokenId : c.positionOffset + count++;
+        } else pids[i * t + j] = c.positionOffset + j;
+      }
+    });
+    this.dims = { b, t };
+    this.rt.write(this.a.ids, ids);
+    this.rt.write(this.a.pids, pids);
+    this.rt.write(this.a.tids, tids);
+    this.rt.write(this.a.lens, lens);
+  }
+
+  private uploadLabels(batch: LabeledBatch): void {
+    const { b } = this.dims, L = this.options.head.numLabels;
+    const y = new Float32Array(b * L), m = new Float32Array(b * L).fill(1);
+    if (batch.labels.length !== b) {
+      throw new RangeError(`labels has ${batch.labels.length} rows for ${b} samples`);
+    }
+    batch.labels.forEach((row, i) => {
+      if (this.options.head.kind === "multi-class") {
+        const k = row[0];
+        if (!Number.isInteger(k) || k < 0 || k >= L) {
+          throw new RangeError(`sample ${i}: class ${k} outside 0..${L - 1}`);
+        }
+        y[i * L + k] = 1;
+      } else {
+        if (row.length !== L) {
+          throw new RangeError(`sample ${i}: ${row.length} labels, expected ${L}`);
+        }
+        row.forEach((v, l) => (y[i * L + l] = v));
+        const mr = batch.labelMask?.[i];
+        if (mr) mr.forEach((v, l) => (m[i * L + l] = v));
+      }
+    });
+    this.rt.write(this.a.targets, y);
+    this.rt.write(this.a.mask, m);
+  }
+
+  // ------------------------------------------------------------------ forward
+
+  private p(name: string): GpuTensor {
+    const t = this.w.get(name);
+    if (!t) throw new RangeError(`encoder has no tensor ${name}`);
+    return t;
+  }
+
+  private dropoutSeed(layer: number, target: LoraTarget): number {
+    return mix(this.options.seed, this.step, layer, LORA_TARGETS.indexOf(target));
+  }
+
+  /** y = x·Wᵀ + b (+ LoRA) for layer application `l`. */
+  private proj(l: number, tg: LoraTarget, x: GpuTensor, y: GpuTensor): void {
+    const rt = this.rt, g = weightSetOf(this.config, l), rows = this.dims.b * this.dims.t;
+    K.linearForward(rt, x, this.p(`L${g}.${tg}.w`), this.p(`L${g}.${tg}.b`), y, rows);
+    const ls = this.layers[l].lora.get(tg);
+    if (!ls) return;
+    const [, inn] = linearDims(this.config, tg);
+    let xd = x;
+    if (ls.xd && this.training) {
+      K.dropout(rt, x, ls.xd, rows * inn, this.options.lora!.dropout, this.dropoutSeed(l, tg));
+      xd = ls.xd;
+    }
+    K.linearForward(rt, xd, this.p(`lora.${g}.${tg}.a`), null, ls.u, rows);
+    K.linearForward(rt, ls.u, this.p(`lora.${g}.${tg}.b`), null, y, rows, {
+      alpha: this.scale,
+      acc: true,
+    });
+  }
+
+  private recordForward(): void {
+    const rt = this.rt, c = this.config, a = this.a;
+    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, e = c.embeddingSize;
+    K.embedForward(
+      rt,
+      a.ids,
+      a.pids,
+      a.tids,
+      this.p("emb.word"),
+      this.p("emb.pos"),
+      this.p("emb.type"),
+      a.emb,
+      rows,
+    );
+    K.layerNormForward(
+      rt,
+      a.emb,
+      this.p("emb.ln.g"),
+      this.p("emb.ln.b"),
+      a.embLn,
+      a.m0,
+      a.r0,
+      rows,
+      c.layerNormEps,
+    );
+    let x = a.embLn;
+    if (c.modelType === "albert") {
+      K.linearForward(rt, a.embLn, this.p("emb.proj.w"), this.p("emb.proj.b"), a.proj, rows);
+      x = a.proj;
+    }
+    const ad = { b, t, heads: c.numHeads, hidden: h };
+    for (let l = 0; l < c.numLayers; l++) {
+      const s = this.layers[l], g = weightSetOf(c, l);
+      this.proj(l, "query", x, s.q);
+      this.proj(l, "key", x, s.k);
+      this.proj(l, "value", x, s.v);
+      K.attentionForward(rt, s.q, s.k, s.v, a.lens, s.probs, s.ctx, ad);
+      this.proj(l, "attention.output", s.ctx, s.s1);
+      K.addInto(rt, x, s.s1, rows * h);
+      K.layerNormForward(
+        rt,
+        s.s1,
+        this.p(`L${g}.attnLn.g`),
+        this.p(`L${g}.attnLn.b`),
+        s.h1,
+        s.m1,
+        s.r1,
+        rows,
+        c.layerNormEps,
+      );
+      this.proj(l, "intermediate", s.h1, s.f);
+      K.actForward(rt, c.hiddenAct, s.f, s.a, rows * c.intermediateSize);
+      this.proj(l, "output", s.a, s.s2);
+      K.addInto(rt, s.h1, s.s2, rows * h);
+      K.layerNormForward(
+        rt,
+        s.s2,
+        this.p(`L${g}.outLn.g`),
+        this.p(`L${g}.outLn.b`),
+        s.h2,
+        s.m2,
+        s.r2,
+        rows,
+        c.layerNormEps,
+      );
+      x = s.h2;
+    }
+    K.rowsGather(rt, x, a.cls, b, h, t);
+    let feat = a.cls;
+    if (this.hasPooler) {
+      K.linearForward(rt, a.cls, this.p("pooler.w"), this.p("pooler.b"), a.poolPre, b);
+      K.actForward(rt, "tanh", a.poolPre, a.pooled, b * h);
+      feat = a.pooled;
+    }
+    K.linearForward(rt, feat, this.p("head.w"), this.p("head.b"), a.logits, b);
+    void e;
+  }
+
+  /** Record the forward pass (eval mode: no dropout); returns the logits view [B, L]. */
+  forward(batch: EncoderBatch): GpuTensor {
+    this.training = false;
+    this.upload(batch);
+    this.recordForward();
+    return K.view(this.a.logits, [this.dims.b, this.options.head.numLabels], "logits");
+  }
+
+  /** Class/label probabilities [B, L] (one readback). */
+  async predict(batch: EncoderBatch): Promise<Float32Array> {
+    const logits = await this.rt.read(this.forward(batch));
+    return probabilities(this.options.head.kind, logits, this.options.head.numLabels);
+  }
+
+  // ------------------------------------------------------------------ backward
+
+  /**
+   * Record forward (train mode) + per-sample loss + backward. Afterwards every trainable
+   * parameter's `perSample` holds [B, P] per-sample gradients and `grad` their sum. Returns the
+   * per-sample loss view [B] (read it lazily).
+   */
+  trainStep(batch: LabeledBatch): GpuTensor {
+    this.step++;
+    this.training = true;
+    this.upload(batch);
+    this.uploadLabels(batch);
+    this.recordForward();
+    const rt = this.rt, a = this.a, c = this.config;
+    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, L = this.options.head.numLabels;
+    K.lossForward(
+      rt,
+      this.options.head.kind === "multi-label" ? 0 : 1,
+      a.logits,
+      a.targets,
+      a.mask,
+      a.loss,
+      a.dlogits,
+      b,
+      L,
+    );
+    for (const p of this.train.values()) rt.clear(p.perSample);
+    // head (one row per sample)
+    const feat = this.hasPooler ? a.pooled : a.cls;
+    this.linBack("head", feat, a.dlogits, this.needsBelowHead() ? a.dPooled : null, b, 1);
+    if (this.needsBelowHead()) {
+      let dCls = a.dPooled;
+      if (this.hasPooler) {
+        K.actBackward(rt, "tanh", a.poolPre, a.dPooled, a.dPoolPre, b * h);
+        this.linBack("pooler", a.cls, a.dPoolPre, this.lowest() !== null ? a.dCls : null, b, 1);
+        dCls = a.dCls;
+      }
+      const low = this.lowest();
+      if (low !== null) {
+        rt.clear(a.dTop);
+        K.rowsScatter(rt, dCls, a.dTop, b, h, t);
+        let dOut = a.dTop;
+        for (let l = c.numLayers - 1; l >= Math.max(low, 0); l--) {
+          const needX = l > low;
+          const dX = dOut === a.dX2 ? a.dTop : a.dX2;
+          this.layerBack(l, dOut, needX ? dX : null);
+          dOut = dX;
+        }
+        if (low < 0) this.embBack(dOut);
+      }
+    }
+    for (const p of this.train.values()) {
+      K.segColSum(rt, p.perSample, p.grad, 1, b, p.tensor.size);
+    }
+    void rows;
+    return K.view(a.loss, [b], "loss");
+  }
+
+  private needsBelowHead(): boolean {
+    return this.train.has("pooler.w") || this.train.has("pooler.b") || this.lowest() !== null;
+  }
+
+  /** Lowest layer application with a trainable tensor; -1 = embeddings; null = none. */
+  private lowest(): number | null {
+    const c = this.config;
+    if ([...this.train.keys()].some((n) => n.startsWith("emb."))) return -1;
+    for (let l = 0; l < c.numLayers; l++) {
+      const g = weightSetOf(c, l);
+      if (
+        [...this.train.keys()].some((n) => n.startsWith(`L${g}.`) || n.startsWith(`lora.${g}.`))
+      ) {
+        return l;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Backward of a linear named `prefix` ({prefix}.w/.b) applied to x with upstream dy:
+   * dx (if wanted, overwritten), per-sample dW/db for trainable ones.
+   */
+  private linBack(
+    prefix: string,
+    x: GpuTensor,
+    dy: GpuTensor,
+    dx: GpuTensor | null,
+    samples: number,
+    rowsPerSample: number,
+  ): void {
+    const rt = this.rt, w = this.p(`${prefix}.w`), [out, inn] = w.shape;
+    const rows = samples * rowsPerSample;
+    if (dx) K.linearBackwardInput(rt, dy, w, dx, rows);
+    const tw = this.train.get(`${prefix}.w`), tb = this.train.get(`${prefix}.b`);
+    const d = { samples, rowsPerSample, out, inn };
+    if (tw) K.weightGradPerSample(rt, dy, x, tw.perSample, d, { acc: true });
+    if (tb) K.segColSum(rt, dy, tb.perSample, samples, rowsPerSample, out, true);
+  }
+
+  /** linBack for a layer linear plus its LoRA adapter (dx overwritten, LoRA part added). */
+  private projBack(l: number, tg: LoraTarget, x: GpuTensor, dy: GpuTensor, dx: GpuTensor | null) {
+    const rt = this.rt, c = this.config, g = weightSetOf(c, l);
+    const { b, t } = this.dims, rows = b * t;
+    this.linBack(`L${g}.${tg}`, x, dy, dx, b, t);
+    const ls = this.layers[l].lora.get(tg);
+    if (!ls) return;
+    const [out, inn] = linearDims(c, tg), r = this.options.lora!.rank;
+    const A = this.p(`lora.${g}.${tg}.a`), B = this.p(`lora.${g}.${tg}.b`);
+    const xd = ls.xd && this.training ? ls.xd : x;
+    const pa = this.train.get(`lora.${g}.${tg}.a`)!, pb = this.train.get(`lora.${g}.${tg}.b`)!;
+    // dB_i += s · dy_iᵀ u_i ;  du = s · dy·B ;  dA_i += du_iᵀ xd_i
+    K.weightGradPerSample(
+      rt,
+      dy,
+      ls.u,
+      pb.perSample,
+      { samples: b, rowsPerSample: t, out, inn: r },
+      {
+        alpha: this.scale,
+        acc: true,
+      },
+    );
+    K.linearBackwardInput(rt, dy, B, this.a.du, rows, { alpha: this.scale });
+    K.weightGradPerSample(rt, this.a.du, xd, pa.perSample, {
+      samples: b,
+      rowsPerSample: t,
+      out: r,
+      inn,
+    }, { acc: true });
+    if (!dx) return;
+    if (ls.xd && this.training) {
+      // dropout is linear with a fixed mask: its backward is the same masked scaling
+      K.linearBackwardInput(rt, this.a.du, A, this.a.tmp, rows);
+      K.dropout(
+        rt,
+        this.a.tmp,
+        this.a.tmp2,
+        rows * inn,
+        this.options.lora!.dropout,
+        this.dropoutSeed(l, tg),
+      );
+      K.addInto(rt, this.a.tmp2, dx, rows * inn);
+    } else K.linearBackwardInput(rt, this.a.du, A, dx, rows, { acc: true });
+  }
+
+  private lnBack(
+    prefix: string,
+    x: GpuTensor,
+    mean: GpuTensor,
+    rstd: GpuTensor,
+    dy: GpuTensor,
+    dx: GpuTensor,
+    cols: number,
+  ): void {
+    const rt = this.rt, { b, t } = this.dims;
+    const tg = this.train.get(`${prefix}.g`), tb = this.train.get(`${prefix}.b`);
+    const rowGrads = tg || tb ? { dg: this.a.dgRows, db: this.a.dbRows } : undefined;
+    K.layerNormBackward(rt, x, this.p(`${prefix}.g`), mean, rstd, dy, dx, b * t, rowGrads);
+    if (tg) K.segColSum(rt, this.a.dgRows, tg.perSample, b, t, cols, true);
+    if (tb) K.segColSum(rt, this.a.dbRows, tb.perSample, b, t, cols, true);
+  }
+
+  private layerBack(l: number, dOut: GpuTensor, dXin: GpuTensor | null): void {
+    const rt = this.rt, c = this.config, a = this.a, s = this.layers[l], g = weightSetOf(c, l);
+    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize;
+    const xin = l === 0 ? (c.modelType === "albert" ? a.proj : a.embLn) : this.layers[l - 1].h2;
+    this.lnBack(`L${g}.outLn`, s.s2, s.m2, s.r2, dOut, a.dS2, h);
+    this.projBack(l, "output", s.a, a.dS2, a.dA);
+    K.actBackward(rt, c.hiddenAct, s.f, a.dA, a.dF, rows * c.intermediateSize);
+    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1);
+    K.addInto(rt, a.dS2, a.dH1, rows * h);
+    this.lnBack(`L${g}.attnLn`, s.s1, s.m1, s.r1, a.dH1, a.dS1, h);
+    this.projBack(l, "attention.output", s.ctx, a.dS1, a.dCtx);
+    K.attentionBackward(
+      rt,
+      { ...s, lens: a.lens },
+      a.dCtx,
+      a.ds,
+      { dq: a.dq, dk: a.dk, dv: a.dv },
+      {
+        b,
+        t,
+        heads: c.numHeads,
+        hidden: h,
+      },
+    );
+    if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
+    // q/k/v add into dXin (after the residual copy); without dXin only parameter grads
+    for (const [tg, dy] of [["query", a.dq], ["key", a.dk], ["value", a.dv]] as const) {
+      // dH1 is free after the attention LayerNorm backward: reuse it as the scratch input grad
+      this.projBack(l, tg, xin, dy, dXin ? a.dH1 : null);
+      if (dXin) K.addInto(rt, a.dH1, dXin, rows * h);
+    }
+  }
+
+  private embBack(dX: GpuTensor): void {
+    const rt = this.rt, c = this.config, a = this.a, { b, t } = this.dims;
+    const e = c.embeddingSize;
+    let dE = dX;
+    if (c.modelType === "albert") {
+      this.linBack("emb.proj", a.embLn, dX, a.dE, b, t);
+      dE = a.dE;
+    }
+    this.lnBack("emb.ln", a.emb, a.m0, a.r0, dE, a.dEmb, e);
+    for (
+      const [n, ids] of [["emb.word", a.ids], ["emb.pos", a.pids], ["emb.type", a.tids]] as const
+    ) {
+      const p = this.train.get(n);
+      if (!p) continue;
+      K.embedScatterPerSample(rt, ids, a.dEmb, p.perSample, {
+        samples: b,
+        rowsPerSample: t,
+        tableRows: p.shape[0],
+        e,
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ DP hooks
+
+  /** out[i] = ‖g_i‖² over all trainable tensors (after `trainStep`). */
+  perSampleSqNorms(out: GpuTensor): void {
+    let first = true;
+    for (const p of this.train.values()) {
+      K.rowSumSq(this.rt, p.perSample, out, this.dims.b, p.tensor.size, !first);
+      first = false;
+    }
+  }
+
+  /** Book-keeping weighted sum: into[name] (+)= Σ_i c[i]·g_i for one trainable tensor. */
+  weightedGrad(name: string, c: GpuTensor, into: GpuTensor, accumulate = false): void {
+    const p = this.train.get(name);
+    if (!p) throw new RangeError(`weightedGrad: ${name} is not trainable`);
+    const n = p.tensor.size, b = this.dims.b;
+    K.bmm(this.rt, into, { t: c, rs: 0, cs: 1 }, { t: p.perSample, rs: n, cs: 1 }, {
+      m: 1,
+      n,
+      k: b,
+    }, { acc: accumulate });
+  }
+
+  // ------------------------------------------------------------------ export
+
+  /** Read the adapters and the head back (for PEFT export / checkpoints). */
+  async readAdapter(): Promise<{ lora: LoraWeights; head: HeadWeights }> {
+    const names = this.specs.filter((s) => s.kind === "lora" || s.kind === "head");
+    const data = await this.rt.readMany(names.map((s) => this.p(s.name)));
+    const host = new Map<string, HostTensor>();
+    names.forEach((s, i) => host.set(s.name, { data: data[i] as Float32Array, shape: s.shape }));
+    const lora: LoraWeights = new Map();
+    for (let g = 0; g < numWeightSets(this.config); g++) {
+      for (const tg of this.options.lora?.targets ?? []) {
+        lora.set(`${g}.${tg}`, {
+          a: host.get(`lora.${g}.${tg}.a`)!,
+          b: host.get(`lora.${g}.${tg}.b`)!,
+        });
+      }
+    }
+    return { lora, head: { w: host.get("head.w")!, b: host.get("head.b")! } };
+  }
+
+  /** Fill every f32 activation buffer with NaN (tests: proves nothing reads stale memory). */
+  poisonActivations(): void {
+    for (const t of Object.values(this.a)) if (t.dtype === "f32") this.rt.fill(t, NaN);
+    for (const l of this.layers) {
+      for (const [k, t] of Object.entries(l)) if (k !== "lora") this.rt.fill(t as GpuTensor, NaN);
+      for (const s of l.lora.values()) {
+        this.rt.fill(s.u, NaN);
+        if (s.xd) this.rt.fill(s.xd, NaN);
+      }
+    }
+    for (const p of this.train.values()) {
+      this.rt.fill(p.grad, NaN);
+      this.rt.fill(p.perSample, NaN);
+    }
+  }
+
+  /** Read any named tensor (tests, export). */
+  readTensor(name: string): Promise<Float32Array> {
+    return this.rt.read(this.p(name));
+  }
+
+  /** Overwrite a named tensor from the host (tests; trainer restores). */
+  writeTensor(name: string, data: Float32Array): void {
+    this.rt.write(this.p(name), data);
+  }
+}
