@@ -18,6 +18,8 @@ import type {
   LoraWeights,
 } from "../pipeline/model/types.ts";
 import { LORA_TARGETS } from "../pipeline/model/types.ts";
+import { DpStep } from "../pipeline/privacy/dp_step.ts";
+import { insecureSeedForTests } from "../pipeline/privacy/csprng.ts";
 import { assertClose, freshSeed, randn, relErr, rng } from "./helpers.ts";
 import {
   refLogits,
@@ -448,4 +450,55 @@ Deno.test("encoder: LoRA init is Kaiming-uniform A (bound 1/√in), zero B, seed
     assert.deepEqual(ad.a.data, l2.get(k)!.a.data);
   }
   assert.equal(namedTensors(c, randomWeights(c, rng(1), true), l1).size, 5 + 2 * 16 + 2 + 6 * 2);
+});
+
+Deno.test("encoder → DpStep: both per-sample routes give Σ min(1, C/‖g_i‖)·g_i / qN", async () => {
+  const seed = freshSeed(), r = rng(seed);
+  const s = await setup("albert", r, {
+    head: { kind: "multi-label", numLabels: 3 },
+    trainBias: true,
+  }, { targets: ["value", "intermediate"], rank: 2 });
+  const b = randomBatch(s.c, [2, 9, 5, 7], "multi-label", 3, r);
+  s.enc.trainStep(b);
+  const params = s.enc.parameters();
+  const ps = await s.rt.readMany(params.map((p) => p.perSample));
+  const norms = [0, 1, 2, 3].map((i) =>
+    Math.sqrt(params.reduce((acc, p, k) => {
+      const n = p.tensor.size;
+      let q = 0;
+      for (let j = 0; j < n; j++) q += ps[k][i * n + j] ** 2;
+      return acc + q;
+    }, 0))
+  );
+  const C = [...norms].sort((x, y) => x - y)[1] * 1.01; // clips two samples, keeps two
+  const mb = {
+    index: 0,
+    records: Uint32Array.from([0, 1, 2, 3]),
+    unitIndex: Uint32Array.from([0, 1, 2, 3]),
+    selfContained: true,
+  };
+  for (const route of ["materialized", "norms"] as const) {
+    await s.rt.load("dp.wgsl");
+    const dp = new DpStep(s.rt, {
+      params: s.enc.trainableSpecs(),
+      clipping: { kind: "flat", C },
+      sigma: 0,
+      expectedUnits: 4,
+      maxRecords: 5,
+      rng: insecureSeedForTests(1),
+    });
+    dp.begin(0, 4);
+    dp.singlePass(mb, s.enc.perSampleGrads(route));
+    const got = await s.rt.readMany(dp.finish());
+    params.forEach((p, k) => {
+      const n = p.tensor.size, want = new Float64Array(n);
+      for (let i = 0; i < 4; i++) {
+        const f = Math.min(1, C / norms[i]) / 4;
+        for (let j = 0; j < n; j++) want[j] += f * ps[k][i * n + j];
+      }
+      // f32 norms and a 4-term weighted sum: ~1e-6 relative
+      assertClose(relErr(got[k], want), 1e-5, `${route} clipped ${p.name}`, seed);
+    });
+    dp.dispose();
+  }
 });

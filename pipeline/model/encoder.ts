@@ -52,6 +52,7 @@ import {
 import { initLora, loraScale } from "./lora.ts";
 import { initHead, probabilities } from "./heads.ts";
 import * as K from "./enc_kernels.ts";
+import type { PerSampleGrad, TrainableSpec } from "../privacy/dp_step.ts";
 
 export type TrainMode = "lora" | "full";
 
@@ -142,6 +143,7 @@ export class GpuEncoder {
   private a: Record<string, GpuTensor> = {};
   private layers: LayerSaved[] = [];
   private training = false;
+  private sqnorms = new Map<string, GpuTensor>();
 
   private constructor(rt: Runtime, c: EncoderConfig, hasPooler: boolean, o: EncoderOptions) {
     this.rt = rt;
@@ -692,6 +694,41 @@ export class GpuEncoder {
   }
 
   // ------------------------------------------------------------------ DP hooks
+
+  /** DpStep's tensor list, in `parameters()` order (flat clipping: group 0). */
+  trainableSpecs(): TrainableSpec[] {
+    return this.parameters().map((p) => ({ name: p.name, shape: p.shape, group: 0 }));
+  }
+
+  /**
+   * Per-sample gradients of the last `trainStep` in DpStep's format, in `parameters()` order.
+   * "materialized" (default, the LoRA route): views [B, ...shape] of the per-sample buffers.
+   * "norms" (book-keeping interface): per-tensor squared norms [B] and a weightedGrad that ADDS
+   * Σ_i c[i]·g_i into the accumulator (here computed from the same materialised rows).
+   */
+  perSampleGrads(route: "materialized" | "norms" = "materialized"): PerSampleGrad[] {
+    const b = this.dims.b;
+    return this.parameters().map((p) => {
+      if (route === "materialized") {
+        return {
+          kind: "materialized",
+          grads: K.view(p.perSample, [b, ...p.shape], `ps:${p.name}`),
+        };
+      }
+      let sq = this.sqnorms.get(p.name);
+      if (!sq) {
+        sq = this.rt.empty([this.options.maxBatch], `sq:${p.name}`);
+        this.sqnorms.set(p.name, sq);
+      }
+      const view = K.view(sq, [b], `sq:${p.name}`);
+      K.rowSumSq(this.rt, p.perSample, view, b, p.tensor.size);
+      return {
+        kind: "norms",
+        sqnorms: view,
+        weightedGrad: (c: GpuTensor, accum: GpuTensor) => this.weightedGrad(p.name, c, accum, true),
+      };
+    });
+  }
 
   /** out[i] = ‖g_i‖² over all trainable tensors (after `trainStep`). */
   perSampleSqNorms(out: GpuTensor): void {
