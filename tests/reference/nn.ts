@@ -352,7 +352,11 @@ export function crossEntropy(
     for (let j = 0; j < k; j++) m = Math.max(m, x[i * k + j]);
     let s = 0;
     for (let j = 0; j < k; j++) s += Math.exp(x[i * k + j] - m);
-    loss[i] = m + Math.log(s) - x[i * k + labels[i]];
+    const xl = x[i * k + labels[i]];
+    // When the label is the max, log1p keeps a near-zero loss accurate (log(1 + tiny) = 0).
+    let other = 0;
+    for (let j = 0; j < k; j++) if (j !== labels[i]) other += Math.exp(x[i * k + j] - m);
+    loss[i] = xl === m ? Math.log1p(other) : m + Math.log(s) - xl;
     for (let j = 0; j < k; j++) {
       dx[i * k + j] = scale * (Math.exp(x[i * k + j] - m) / s - (j === labels[i] ? 1 : 0));
     }
