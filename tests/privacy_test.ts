@@ -421,6 +421,14 @@ Deno.test("dp step σ=0: patient units summed-then-clipped, within and across mi
   dp2.begin(1, batch.units.length);
   const spanning = cut.find((mb) => !mb.selfContained)!;
   assert.throws(() => dp2.singlePass(spanning, m2.perSample(spanning, "single")), DpConfigError);
+  // Records must come grouped by consecutive unit indices (the piece kernels rely on it).
+  const gap: MicroBatch = {
+    index: 9,
+    records: Uint32Array.of(0, 6),
+    unitIndex: Uint32Array.of(0, 3),
+    selfContained: true,
+  };
+  assert.throws(() => dp2.singlePass(gap, m2.perSample(gap, "single")), /consecutive/);
   m1.releaseLive();
   m2.releaseLive();
   dp1.dispose();

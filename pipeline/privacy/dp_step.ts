@@ -318,8 +318,10 @@ export class DpStep {
         );
       }
       if (r > 0 && u !== mb.unitIndex[r - 1]) {
-        if (u < mb.unitIndex[r - 1]) {
-          throw new DpConfigError(`DpStep: micro-batch ${mb.index}: records not grouped by unit`);
+        if (u !== mb.unitIndex[r - 1] + 1) {
+          throw new DpConfigError(
+            `DpStep: micro-batch ${mb.index}: records not grouped by consecutive unit indices`,
+          );
         }
       } else if (r > 0) single = false;
     }

@@ -108,6 +108,7 @@ export function addSq(
 /**
  * out[i, :] = Σ_{r: unitIdx[r] = unitLo + i} g[r, :] for the `unitCount` units [unitLo, ...) of
  * the micro-batch: each unit's piece gradient (its records here, summed). out is [≥ unitCount·P].
+ * `unitIdx` must be non-decreasing without gaps (every unit in the range has a record here).
  */
 export function pieceSum(
   rt: Runtime,
@@ -125,7 +126,7 @@ export function pieceSum(
     entry: "piece_sum",
     bindings: { 1: g, 2: unitIdx, 7: out },
     params: dpParams([b, p, unitLo, unitCount]),
-    workgroups: linear(p),
+    workgroups: linear(Math.ceil(p / 4)),
   });
 }
 
@@ -232,7 +233,7 @@ export function weightedSum(
     entry: "weighted_sum",
     bindings: { 1: g, 2: unitIdx, 6: factors, 7: acc },
     params: dpParams([b, p], [factorOffset]),
-    workgroups: linear(p),
+    workgroups: linear(Math.ceil(p / 4)),
   });
 }
 
