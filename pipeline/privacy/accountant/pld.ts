@@ -395,10 +395,3 @@ export function pldEpsilonDetailed(p: AccountingParams, opts: PldOptions = {}): 
 export function pldEpsilon(p: AccountingParams, opts?: PldOptions): number {
   return pldEpsilonDetailed(p, opts).epsilon;
 }
-
-/** The interval the adaptive rule would pick (smaller of the two directions); for calibration. */
-export function pldDefaultInterval(p: AccountingParams): number {
-  const { segments } = toSegments(p);
-  if (segments.length === 0) return NaN;
-  return Math.min(chooseInterval("remove", segments), chooseInterval("add", segments));
-}
