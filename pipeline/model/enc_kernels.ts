@@ -1,16 +1,18 @@
 /**
- * Thin typed wrappers over the encoder's own kernels (shaders/enc_*.wgsl). They are naive
- * (one invocation per output element/row) and exist so the model is correct and tested
- * independently of the tuned shared kernels; each wrapper checks its tensors with expectShape.
+ * Thin typed wrappers over the kernels the encoder uses: dense contractions go to the shared
+ * tuned GEMM (pipeline/gpu/ops/matmul.ts); the rest are the encoder's own naive kernels
+ * (shaders/enc_*.wgsl, one invocation per output element/row), written before the shared
+ * layernorm/attention/loss kernels existed. Each wrapper checks its tensors.
  * Sizes are passed explicitly because arena tensors are views sized for the batch in flight.
  * enc_misc.wgsl's uniform block has 4 u32 fields before its f32s: always pass 4 u32s there.
  */
 import { grid, params, type Runtime } from "../gpu/runtime.ts";
 import { expectShape, GpuTensor } from "../gpu/tensor.ts";
 import { ShapeError } from "../gpu/errors.ts";
+import { matmul } from "../gpu/ops/matmul.ts";
 
 export const ENC_SHADERS = [
-  "enc_matmul.wgsl",
+  "matmul.wgsl",
   "enc_attention.wgsl",
   "enc_norm.wgsl",
   "enc_misc.wgsl",
@@ -33,72 +35,7 @@ function need(op: string, name: string, t: GpuTensor, elems: number): void {
 
 const lin = (n: number) => grid(Math.ceil(n / 64));
 
-/** Strided operand of {@link bmm}: element (bt, i, k) at off + bt·bs + i·rs + k·cs. */
-export interface Operand {
-  t: GpuTensor;
-  off?: number;
-  bs?: number;
-  rs: number;
-  cs: number;
-}
-
-export interface BmmDims {
-  m: number;
-  n: number;
-  k: number;
-  batch?: number;
-  oOff?: number;
-  /** Output batch stride (default m·n). */
-  oBs?: number;
-}
-
-/** o[bt] (+)= alpha · A[bt]·B[bt] (+ bias): the one contraction every linear layer uses. */
-export function bmm(
-  rt: Runtime,
-  o: GpuTensor,
-  a: Operand,
-  b: Operand,
-  d: BmmDims,
-  opt: { alpha?: number; acc?: boolean; bias?: GpuTensor } = {},
-): void {
-  const batch = d.batch ?? 1, oBs = d.oBs ?? d.m * d.n, oOff = d.oOff ?? 0;
-  const last = (x: Operand, r: number, c: number) =>
-    (x.off ?? 0) + (batch - 1) * (x.bs ?? 0) + (r - 1) * x.rs + (c - 1) * x.cs + 1;
-  need("bmm", "a", a.t, last(a, d.m, d.k));
-  need("bmm", "b", b.t, last(b, d.k, d.n));
-  need("bmm", "out", o, oOff + (batch - 1) * oBs + d.m * d.n);
-  if (opt.bias) need("bmm", "bias", opt.bias, d.n);
-  if (d.m === 0 || d.n === 0 || batch === 0) return;
-  const u = [
-    d.m,
-    d.n,
-    d.k,
-    opt.acc ? 1 : 0,
-    a.off ?? 0,
-    a.bs ?? 0,
-    a.rs,
-    a.cs,
-    b.off ?? 0,
-    b.bs ?? 0,
-    b.rs,
-    b.cs,
-    oOff,
-    oBs,
-    0,
-    0,
-  ];
-  const bindings: Record<number, GpuTensor> = { 1: a.t, 2: b.t, 3: o };
-  if (opt.bias) bindings[4] = opt.bias;
-  rt.dispatch({
-    shader: "enc_matmul.wgsl",
-    entry: opt.bias ? "bmm_bias" : "bmm",
-    bindings,
-    params: params(u, [opt.alpha ?? 1]),
-    workgroups: [Math.ceil(d.n / 8), Math.ceil(d.m / 8), batch],
-  });
-}
-
-/** y[rows, out] (+)= alpha · x·Wᵀ (+ b), W in HF [out, in] layout. */
+/** y[rows, out] (+)= alpha · x·Wᵀ (+ b), W in HF [out, in] layout (shared tuned GEMM). */
 export function linearForward(
   rt: Runtime,
   x: GpuTensor,
@@ -108,11 +45,14 @@ export function linearForward(
   rows: number,
   opt: { alpha?: number; acc?: boolean } = {},
 ): void {
-  const [out, inn] = w.shape;
   expectShape("linearForward", "w", w, [-1, -1]);
-  bmm(rt, y, { t: x, rs: inn, cs: 1 }, { t: w, rs: 1, cs: inn }, { m: rows, n: out, k: inn }, {
-    ...opt,
+  const [out, inn] = w.shape;
+  matmul(rt, view(x, [rows, inn]), w, {
+    transB: true,
     bias: b ?? undefined,
+    out: view(y, [rows, out]),
+    accumulate: opt.acc,
+    alpha: opt.alpha,
   });
 }
 
@@ -126,19 +66,16 @@ export function linearBackwardInput(
   opt: { alpha?: number; acc?: boolean } = {},
 ): void {
   const [out, inn] = w.shape;
-  bmm(
-    rt,
-    dx,
-    { t: dy, rs: out, cs: 1 },
-    { t: w, rs: inn, cs: 1 },
-    { m: rows, n: inn, k: out },
-    opt,
-  );
+  matmul(rt, view(dy, [rows, out]), w, {
+    out: view(dx, [rows, inn]),
+    accumulate: opt.acc,
+    alpha: opt.alpha,
+  });
 }
 
 /**
  * Per-sample weight gradients: g[s, out, in] (+)= alpha · Σ_{t<T} dy[s·T+t, :]ᵀ ⊗ x[s·T+t, :]
- * for s < samples. With samples = 1 and T = all rows this is the summed gradient.
+ * for s < samples (one batched GEMM, batch = sample, contraction over the sample's rows).
  */
 export function weightGradPerSample(
   rt: Runtime,
@@ -149,14 +86,25 @@ export function weightGradPerSample(
   opt: { alpha?: number; acc?: boolean } = {},
 ): void {
   const { samples, rowsPerSample: t, out, inn } = dims;
-  bmm(
-    rt,
-    g,
-    { t: dy, bs: t * out, rs: 1, cs: out },
-    { t: x, bs: t * inn, rs: inn, cs: 1 },
-    { m: out, n: inn, k: t, batch: samples },
-    opt,
-  );
+  matmul(rt, view(dy, [samples, t, out]), view(x, [samples, t, inn]), {
+    transA: true,
+    out: view(g, [samples, out, inn]),
+    accumulate: opt.acc,
+    alpha: opt.alpha,
+  });
+}
+
+/** o[1, n] (+)= c[1, b]·G[b, n]: the book-keeping weighted sum of per-sample rows. */
+export function weightedRows(
+  rt: Runtime,
+  c: GpuTensor,
+  g: GpuTensor,
+  o: GpuTensor,
+  b: number,
+  n: number,
+  acc = false,
+): void {
+  matmul(rt, view(c, [1, b]), view(g, [b, n]), { out: view(o, [1, n]), accumulate: acc });
 }
 
 /** o[s, j] (+)= Σ_{t<rowsPerSample} x[s·rowsPerSample + t, j]. */

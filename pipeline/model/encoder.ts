@@ -174,6 +174,8 @@ export class GpuEncoder {
     if (options.maxLen > config.maxPositions - Math.max(0, config.positionOffset)) {
       throw new RangeError(`maxLen ${options.maxLen} exceeds the model's position table`);
     }
+    // Full fine-tuning has no adapters: a LoRA section in the options is ignored there.
+    if (options.mode === "full") options = { ...options, lora: undefined, loraWeights: undefined };
     const enc = new GpuEncoder(rt, config, !!weights.pooler, options);
     const lora = options.lora
       ? options.loraWeights ?? initLora(config, options.lora, options.seed)
@@ -744,11 +746,7 @@ export class GpuEncoder {
     const p = this.train.get(name);
     if (!p) throw new RangeError(`weightedGrad: ${name} is not trainable`);
     const n = p.tensor.size, b = this.dims.b;
-    K.bmm(this.rt, into, { t: c, rs: 0, cs: 1 }, { t: p.perSample, rs: n, cs: 1 }, {
-      m: 1,
-      n,
-      k: b,
-    }, { acc: accumulate });
+    K.weightedRows(this.rt, c, p.perSample, into, b, n, accumulate);
   }
 
   // ------------------------------------------------------------------ export
