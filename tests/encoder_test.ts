@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Runtime } from "../pipeline/gpu/runtime.ts";
+import * as K from "../pipeline/model/enc_kernels.ts";
 import { ENC_SHADERS } from "../pipeline/model/enc_kernels.ts";
 import { type EncoderOptions, GpuEncoder, type LabeledBatch } from "../pipeline/model/encoder.ts";
 import { initLora } from "../pipeline/model/lora.ts";
@@ -502,3 +503,97 @@ Deno.test("encoder → DpStep: both per-sample routes give Σ min(1, C/‖g_i‖
     dp.dispose();
   }
 });
+
+Deno.test("encoder: LoRA dropout keeps 1-p scaled by 1/(1-p), is train-only; full mode has no LoRA", async () => {
+  const seed = freshSeed(), r = rng(seed);
+  const rt = await gpu();
+  const n = 20000, p = 0.3;
+  const ones = rt.upload(new Float32Array(n).fill(1), [n], "ones");
+  const out = rt.empty([n], "dropped");
+  K.dropout(rt, ones, out, n, p, seed);
+  const d = await rt.read(out);
+  const zeros = d.filter((v) => v === 0).length;
+  assert.ok(d.every((v) => v === 0 || Math.abs(v - 1 / (1 - p)) < 1e-6), "kept values not 1/(1-p)");
+  // binomial: 5σ ≈ 5·√(n·p·(1-p)) ≈ 324
+  assert.ok(Math.abs(zeros - n * p) < 5 * Math.sqrt(n * p * (1 - p)), `dropped ${zeros} of ${n}`);
+  rt.release(ones);
+  rt.release(out);
+
+  const s = await setup("bert", r, { head: { kind: "multi-label", numLabels: 2 } }, {
+    targets: ["query", "intermediate"],
+    rank: 2,
+  });
+  const b = randomBatch(s.c, [5, 8], "multi-label", 2, r);
+  const evalLogits = await rt.read(s.enc.forward(b));
+  const wd = await GpuEncoder.create(rt, s.c, randomWeightsFromRef(s), {
+    mode: "lora",
+    lora: { targets: ["query", "intermediate"], rank: 2, alpha: 4, dropout: 0.5 },
+    loraWeights: loraFromRef(s, ["query", "intermediate"]),
+    headWeights: (await s.enc.readAdapter()).head,
+    head: { kind: "multi-label", numLabels: 2 },
+    seed: 3,
+    maxBatch: 5,
+    maxLen: 9,
+  });
+  assert.deepEqual(await rt.read(wd.forward(b)), evalLogits, "dropout must not act in eval");
+  const lossNo = await rt.read(s.enc.trainStep(b));
+  const lossDrop = await rt.read(wd.trainStep(b));
+  assert.ok(lossDrop.every(Number.isFinite));
+  assert.notDeepEqual(lossDrop, lossNo, "dropout had no effect in training");
+
+  const full = await GpuEncoder.create(rt, s.c, randomWeightsFromRef(s), {
+    mode: "full",
+    lora: { targets: ["query"], rank: 2, alpha: 4, dropout: 0 },
+    head: { kind: "multi-label", numLabels: 2 },
+    seed: 3,
+    maxBatch: 2,
+    maxLen: 9,
+  });
+  assert.ok(full.parameters().every((q) => !q.name.startsWith("lora.")));
+});
+
+/** EncoderWeights rebuilt from a setup's float64 reference parameters (same f32 values). */
+function randomWeightsFromRef(s: Setup): EncoderWeights {
+  const t = (name: string, shape: number[]) => ({
+    data: Float32Array.from(s.ref.get(name)!),
+    shape,
+  });
+  const c = s.c, h = c.hiddenSize, f = c.intermediateSize;
+  const lin = (n: string, o: number, i: number) => ({
+    w: t(`${n}.w`, [o, i]),
+    b: t(`${n}.b`, [o]),
+  });
+  const ln = (n: string, k: number) => ({ gamma: t(`${n}.g`, [k]), beta: t(`${n}.b`, [k]) });
+  return {
+    wordEmb: t("emb.word", [c.vocabSize, c.embeddingSize]),
+    posEmb: t("emb.pos", [c.maxPositions, c.embeddingSize]),
+    typeEmb: t("emb.type", [c.typeVocabSize, c.embeddingSize]),
+    embLn: ln("emb.ln", c.embeddingSize),
+    layers: Array.from({ length: c.numLayers }, (_, g) => ({
+      query: lin(`L${g}.query`, h, h),
+      key: lin(`L${g}.key`, h, h),
+      value: lin(`L${g}.value`, h, h),
+      attnOut: lin(`L${g}.attention.output`, h, h),
+      attnLn: ln(`L${g}.attnLn`, h),
+      inter: lin(`L${g}.intermediate`, f, h),
+      out: lin(`L${g}.output`, h, f),
+      outLn: ln(`L${g}.outLn`, h),
+    })),
+    pooler: s.ref.has("pooler.w") ? lin("pooler", h, h) : undefined,
+  };
+}
+
+function loraFromRef(s: Setup, targets: LoraTarget[]): LoraWeights {
+  const m: LoraWeights = new Map();
+  for (let g = 0; g < s.c.numLayers; g++) {
+    for (const tg of targets) {
+      const a = s.ref.get(`lora.${g}.${tg}.a`)!, b = s.ref.get(`lora.${g}.${tg}.b`)!;
+      const inn = tg === "output" ? s.c.intermediateSize : s.c.hiddenSize;
+      m.set(`${g}.${tg}`, {
+        a: { data: Float32Array.from(a), shape: [2, inn] },
+        b: { data: Float32Array.from(b), shape: [b.length / 2, 2] },
+      });
+    }
+  }
+  return m;
+}
