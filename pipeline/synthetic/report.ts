@@ -128,6 +128,10 @@ function wrap(text: string, width = 76): string[] {
   return out;
 }
 
+/** Sex-specific history terms, kept consistent with the patient. */
+const FEMALE_ONLY = /ovarian|hysterectomy|mastectomy|lumpectomy|breast/;
+const MALE_ONLY = /prostat/;
+
 function indication(r: Prng, p: Profile): string {
   const who = r.pick([
     `___-year-old ${p.sex === "M" ? "man" : "woman"}`,
@@ -144,7 +148,13 @@ function indication(r: Prng, p: Profile): string {
   }
   if (p.icu) {
     hx.push(
-      r.pick(["intubated", "septic shock", "respiratory failure", "ARDS", "s/p cardiac arrest"]),
+      r.pick([
+        "respiratory failure requiring intubation",
+        "septic shock",
+        "respiratory failure",
+        "ARDS",
+        "s/p cardiac arrest",
+      ]),
     );
   }
   if (p.infection) {
@@ -153,7 +163,7 @@ function indication(r: Prng, p: Profile): string {
   if (p.oncology) {
     hx.push(
       r.pick([
-        "metastatic breast cancer",
+        p.sex === "F" ? "metastatic breast cancer" : "metastatic prostate cancer",
         "lung adenocarcinoma",
         "lymphoma",
         "metastatic melanoma",
@@ -166,8 +176,14 @@ function indication(r: Prng, p: Profile): string {
       r.pick(["s/p fall", "motor vehicle collision", "chest wall trauma", "rib pain after fall"]),
     );
   }
-  hx.push(r.pick(HISTORIES));
-  if (r.chance(0.35)) hx.push(`s/p ${r.pick(PROCEDURES)}${r.chance(0.5) ? " ___" : ""}`);
+  hx.push(r.pick(HISTORIES.filter((h) => !(p.sex === "M" ? FEMALE_ONLY : MALE_ONLY).test(h))));
+  if (r.chance(0.35)) {
+    hx.push(
+      `s/p ${r.pick(PROCEDURES.filter((h) => !(p.sex === "M" ? FEMALE_ONLY : MALE_ONLY).test(h)))}${
+        r.chance(0.5) ? " ___" : ""
+      }`,
+    );
+  }
   if (r.chance(0.25)) hx.push(`on ${r.pick(MEDICATIONS)}`);
   const complaint = r.chance(0.3)
     ? `${r.pick(SYMPTOMS)} and ${r.pick(SYMPTOMS)}`
