@@ -29,7 +29,6 @@
  * The tensors returned by `finish()` / `run()` belong to DpStep and stay valid until the next
  * `begin()`; they hold (Σ clipped + σ·C·z) / (q·N), ready for the optimizer.
  */
-import { ShapeError } from "../gpu/errors.ts";
 import {
   addNoiseAndScale,
   addSq,
@@ -418,10 +417,4 @@ export class DpStep {
     }
     return this.scratch;
   }
-}
-
-/** Shape check helper re-exported for models building per-sample tensors. */
-export function perSampleShape(spec: TrainableSpec, records: number): number[] {
-  if (!Number.isInteger(records) || records < 0) throw new ShapeError(`records ${records}`);
-  return [records, ...spec.shape];
 }
