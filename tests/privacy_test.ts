@@ -417,6 +417,18 @@ Deno.test("dp step σ=0: patient units summed-then-clipped, within and across mi
   const pieced = clippedMeanRef(grads, unitOf, pieceOf, [0, 0], [C], expected);
   got2.forEach((g, t) => assertClose(relErr(g, pieced.mean[t]), 1e-5, `spanning t${t}`, seed));
 
+  // (c) book-keeping route on one tensor: only per-record norms exist, so multi-record pieces
+  // are bounded per record (Σ_r ‖g_r‖ ≥ ‖Σ_r g_r‖): conservative, never under-clipped.
+  const m3 = new FakeModel(rt, specs, grads, [true, false]);
+  const dp3 = mk();
+  const got3 = await rt.readMany(await dp3.run(0, batch, together, m3));
+  const perRecord = clippedMeanRef(grads, unitOf, unitOf.map((_, i) => i), [0, 0], [C], expected);
+  got3.forEach((g, t) =>
+    assertClose(relErr(g, perRecord.mean[t]), 1e-5, `bookkeeping t${t}`, seed)
+  );
+  m3.releaseLive();
+  dp3.dispose();
+
   // A spanning micro-batch is refused by the single-pass route (it would under-clip).
   dp2.begin(1, batch.units.length);
   const spanning = cut.find((mb) => !mb.selfContained)!;
