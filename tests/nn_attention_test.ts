@@ -66,6 +66,11 @@ const CASES: Case[] = [
   { b: 2, t: 33, nh: 2, dh: 7, kind: "keyMask" },
   { b: 3, t: 130, nh: 2, dh: 33, kind: "lengths" },
   { b: 2, t: 70, nh: 1, dh: 128, kind: "keyMask" },
+  // dh % 4 == 0 fast path (8-row blocks): T not a multiple of 8, both mask kinds.
+  { b: 1, t: 1, nh: 1, dh: 4, kind: "keyMask" },
+  { b: 3, t: 33, nh: 3, dh: 4, kind: "lengths" },
+  { b: 2, t: 130, nh: 2, dh: 64, kind: "keyMask" },
+  { b: 3, t: 13, nh: 2, dh: 128, kind: "lengths" },
 ];
 
 for (const c of CASES) {

@@ -13,6 +13,8 @@ import { expectShape, type GpuTensor } from "../tensor.ts";
 const FILE = "attention.wgsl";
 /** Largest head size the kernels support (one Q/dO row is staged in workgroup memory). */
 export const MAX_HEAD_DIM = 128;
+/** Rows per workgroup of the dh % 4 == 0 fast path (R in attention.wgsl). */
+const ROW_BLOCK = 8;
 
 /** Key-padding mask: per-sample lengths u32 [B], or a u32 [B, T] key mask (nonzero = token). */
 export type KeyMask = { lengths: GpuTensor } | { keyMask: GpuTensor };
@@ -77,22 +79,42 @@ export function attentionForward(rt: Runtime, a: AttentionForward): void {
   expectShape(op, "probs", a.probs, [s.batch, s.numHeads, s.seqLen, s.seqLen]);
   const [m, kind] = maskBinding(op, a.mask, s);
   const u = uniforms(s, a.scale ?? 1 / Math.sqrt(s.headDim));
-  const wg = grid(s.batch * s.numHeads * s.seqLen);
-  const constants = { MASK_KIND: kind };
+  const rowsGrid = grid(s.batch * s.numHeads * s.seqLen);
+  if (s.headDim % 4 === 0) {
+    const blocks = grid(s.batch * s.numHeads * Math.ceil(s.seqLen / ROW_BLOCK));
+    const dh4 = { MASK_KIND: kind, DH4_WG: Math.min(s.headDim / 4, 32) };
+    rt.dispatch({
+      shader: FILE,
+      entry: "scores4",
+      bindings: { 4: m, 5: a.probs, 14: a.q, 15: a.k },
+      params: u,
+      workgroups: blocks,
+      constants: { MASK_KIND: kind },
+    });
+    rt.dispatch({
+      shader: FILE,
+      entry: "pv4",
+      bindings: { 4: m, 8: a.probs, 16: a.v, 18: a.out },
+      params: u,
+      workgroups: blocks,
+      constants: dh4,
+    });
+    return;
+  }
   rt.dispatch({
     shader: FILE,
     entry: "scores_softmax",
     bindings: { 1: a.q, 2: a.k, 4: m, 5: a.probs },
     params: u,
-    workgroups: wg,
-    constants,
+    workgroups: rowsGrid,
+    constants: { MASK_KIND: kind },
   });
   rt.dispatch({
     shader: FILE,
     entry: "pv",
     bindings: { 3: a.v, 6: a.out, 8: a.probs },
     params: u,
-    workgroups: wg,
+    workgroups: rowsGrid,
   });
 }
 
@@ -133,28 +155,57 @@ export function attentionBackward(rt: Runtime, a: AttentionBackward): void {
   expectShape(op, "dscores", ds, pShape);
   const u = uniforms(s, a.scale ?? 1 / Math.sqrt(s.headDim));
   const wg = grid(s.batch * s.numHeads * s.seqLen);
-  rt.dispatch({
-    shader: FILE,
-    entry: "bwd_ds",
-    bindings: { 3: a.v, 7: a.dout, 8: a.probs, 9: ds },
-    params: u,
-    workgroups: wg,
-  });
-  rt.dispatch({
-    shader: FILE,
-    entry: "bwd_dq",
-    bindings: { 2: a.k, 10: a.dq, 13: ds },
-    params: u,
-    workgroups: wg,
-  });
-  rt.dispatch({
-    shader: FILE,
-    entry: "bwd_dkv",
-    bindings: { 1: a.q, 4: m, 7: a.dout, 8: a.probs, 11: a.dk, 12: a.dv, 13: ds },
-    params: u,
-    workgroups: wg,
-    constants: { MASK_KIND: kind },
-  });
+  if (s.headDim % 4 === 0) {
+    const blocks = grid(s.batch * s.numHeads * Math.ceil(s.seqLen / ROW_BLOCK));
+    const dh4 = { MASK_KIND: kind, DH4_WG: Math.min(s.headDim / 4, 32) };
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_ds4",
+      bindings: { 4: m, 8: a.probs, 9: ds, 16: a.v, 17: a.dout },
+      params: u,
+      workgroups: blocks,
+      constants: { MASK_KIND: kind },
+    });
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_dq4",
+      bindings: { 4: m, 13: ds, 15: a.k, 19: a.dq },
+      params: u,
+      workgroups: blocks,
+      constants: dh4,
+    });
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_dkv4",
+      bindings: { 4: m, 8: a.probs, 13: ds, 14: a.q, 17: a.dout, 20: a.dk, 21: a.dv },
+      params: u,
+      workgroups: blocks,
+      constants: dh4,
+    });
+  } else {
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_ds",
+      bindings: { 3: a.v, 7: a.dout, 8: a.probs, 9: ds },
+      params: u,
+      workgroups: wg,
+    });
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_dq",
+      bindings: { 2: a.k, 10: a.dq, 13: ds },
+      params: u,
+      workgroups: wg,
+    });
+    rt.dispatch({
+      shader: FILE,
+      entry: "bwd_dkv",
+      bindings: { 1: a.q, 4: m, 7: a.dout, 8: a.probs, 11: a.dk, 12: a.dv, 13: ds },
+      params: u,
+      workgroups: wg,
+      constants: { MASK_KIND: kind },
+    });
+  }
   // Safe to pool now: any later user of this buffer is recorded (and runs) after these reads.
   if (!a.dscores) rt.release(ds);
 }
