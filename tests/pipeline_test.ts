@@ -166,7 +166,11 @@ Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async 
         epochs[1].train_loss < epochs[0].train_loss,
         `${mode}: training loss did not fall (${epochs[0].train_loss} → ${epochs[1].train_loss})`,
       );
-      await Deno.stat(mode === "full" ? `${run}/train/model/model.safetensors` : `${run}/train/adapter/adapter_config.json`);
+      await Deno.stat(
+        mode === "full"
+          ? `${run}/train/model/model.safetensors`
+          : `${run}/train/adapter/adapter_config.json`,
+      );
       const report = JSON.parse(await Deno.readTextFile(`${run}/privacy/report.json`));
       assert.equal(report.private, false);
     }
