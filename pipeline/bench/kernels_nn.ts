@@ -173,7 +173,8 @@ function attentionCase(backward: boolean, padded: boolean): KernelBenchCase {
           const [go, gdq, gdk, gdv] = await rt.readMany([out, dq, dk, dv]);
           // Recompute one (sample, head) block in float64: the last sample, head nh − 1.
           const b = B - 1, h = nh - 1, L = lens[b], sc = 1 / Math.sqrt(dh);
-          const at = (a: Float32Array, t: number, e: number) => a[(b * T + t) * C + h * dh + e];
+          const at = (a: ArrayLike<number>, t: number, e: number) =>
+            a[(b * T + t) * C + h * dh + e];
           const P: number[][] = [];
           for (let i = 0; i < T; i++) {
             const s = Array.from({ length: L }, (_, j) => {
