@@ -71,6 +71,7 @@ const CASES: Case[] = [
   { b: 3, t: 33, nh: 3, dh: 4, kind: "lengths" },
   { b: 2, t: 130, nh: 2, dh: 64, kind: "keyMask" },
   { b: 3, t: 13, nh: 2, dh: 128, kind: "lengths" },
+  { b: 2, t: 512, nh: 1, dh: 64, kind: "lengths" }, // the longest supported sequence
 ];
 
 for (const c of CASES) {
