@@ -8,8 +8,8 @@ import { ShapeError } from "../errors.ts";
 import { expectShape, type GpuTensor } from "../tensor.ts";
 
 const FILE = "layernorm.wgsl";
-/** Rows per workgroup of forward / backward_x (R in layernorm.wgsl). */
-const ROWS_PER_WG = 8;
+/** Rows per workgroup of forward / backward_x (one invocation per row). */
+const ROWS_PER_WG = 64;
 
 function rowsOf(op: string, name: string, t: GpuTensor, h: number): number {
   if (t.shape.length < 1 || t.shape[t.shape.length - 1] !== h || t.dtype !== "f32") {
@@ -45,13 +45,10 @@ export function layerNormForward(rt: Runtime, a: LayerNormForward): void {
   expectShape("layerNormForward", "mean", a.mean, [rows]);
   expectShape("layerNormForward", "rstd", a.rstd, [rows]);
   if (!(a.eps > 0)) throw new RangeError(`layerNormForward: eps ${a.eps} must be > 0`);
-  const vec4 = h % 4 === 0;
   rt.dispatch({
     shader: FILE,
-    entry: vec4 ? "forward4" : "forward",
-    bindings: vec4
-      ? { 13: a.x, 14: a.gamma, 15: a.beta, 16: a.y, 5: a.mean, 6: a.rstd }
-      : { 1: a.x, 2: a.gamma, 3: a.beta, 4: a.y, 5: a.mean, 6: a.rstd },
+    entry: "forward",
+    bindings: { 1: a.x, 2: a.gamma, 3: a.beta, 4: a.y, 5: a.mean, 6: a.rstd },
     params: params([rows, h, rows, 0], [a.eps]),
     workgroups: grid(Math.ceil(rows / ROWS_PER_WG)),
   });
