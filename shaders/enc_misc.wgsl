@@ -12,6 +12,10 @@
 //   kind 1 softmax CE against a one-hot row; writes loss[b] and dlogits[b, :].
 // - row_sumsq: o[b] (+)= Σ_j x[b·n + j]²   (one invocation per row; p.a = cols, p.c = flags)
 // - dropout: keep with prob 1-p from a counter hash of (seed, index); o = keep ? x/(1-p) : 0.
+// - rows_gather_idx: o[m, :] = x[ids[m], :]; rows_scatter_idx: o[ids[m], :] = x[m, :] (the row
+//   indices must be distinct: one invocation per output element, no two write the same place).
+// - mlm_ce: one invocation per predicted row m: softmax CE of logits x[m, :V] against class
+//   ids[m]; loss o[m] = logsumexp − x[m, y], o2[m, :] = softmax − onehot (d loss[m] / d logits).
 struct P { n: u32, a: u32, b: u32, c: u32, f: f32, g: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -215,4 +219,41 @@ fn row_sumsq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   for (var j = 0u; j < p.a; j++) { let v = x[r * p.a + j]; acc += v * v; }
   if ((p.c & 1u) != 0u) { acc += o[r]; }
   o[r] = acc;
+}
+
+// p.n = M·cols, p.a = cols; ids = row indices [M]
+@compute @workgroup_size(64)
+fn rows_gather_idx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) li: u32) {
+  let i = lin(wid, nwg, li);
+  if (i >= p.n) { return; }
+  let m = i / p.a; let j = i % p.a;
+  o[i] = x[ids[m] * p.a + j];
+}
+
+@compute @workgroup_size(64)
+fn rows_scatter_idx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) li: u32) {
+  let i = lin(wid, nwg, li);
+  if (i >= p.n) { return; }
+  let m = i / p.a; let j = i % p.a;
+  o[ids[m] * p.a + j] = x[i];
+}
+
+// p.n = M rows, p.a = V classes; x = logits [M, V], ids = target class per row
+@compute @workgroup_size(64)
+fn mlm_ce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) li: u32) {
+  let m = lin(wid, nwg, li);
+  if (m >= p.n) { return; }
+  let base = m * p.a;
+  var mx = -3.4e38;
+  for (var l = 0u; l < p.a; l++) { mx = max(mx, x[base + l]); }
+  var z = 0.0;
+  for (var l = 0u; l < p.a; l++) { z += exp(x[base + l] - mx); }
+  let y = ids[m];
+  for (var l = 0u; l < p.a; l++) {
+    o2[base + l] = exp(x[base + l] - mx) / z - select(0.0, 1.0, l == y);
+  }
+  o[m] = mx + log(z) - x[base + y];
 }

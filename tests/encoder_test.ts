@@ -553,7 +553,10 @@ Deno.test("encoder: LoRA dropout keeps 1-p scaled by 1/(1-p), is train-only; ful
 });
 
 /** EncoderWeights rebuilt from a setup's float64 reference parameters (same f32 values). */
-function randomWeightsFromRef(s: Setup): EncoderWeights {
+function randomWeightsFromRef(
+  s: Setup,
+  kind: "bert" | "albert" | "roberta" = "bert",
+): EncoderWeights {
   const t = (name: string, shape: number[]) => ({
     data: Float32Array.from(s.ref.get(name)!),
     shape,
@@ -569,7 +572,8 @@ function randomWeightsFromRef(s: Setup): EncoderWeights {
     posEmb: t("emb.pos", [c.maxPositions, c.embeddingSize]),
     typeEmb: t("emb.type", [c.typeVocabSize, c.embeddingSize]),
     embLn: ln("emb.ln", c.embeddingSize),
-    layers: Array.from({ length: c.numLayers }, (_, g) => ({
+    embProj: kind === "albert" ? lin("emb.proj", h, c.embeddingSize) : undefined,
+    layers: Array.from({ length: kind === "albert" ? c.numHiddenGroups : c.numLayers }, (_, g) => ({
       query: lin(`L${g}.query`, h, h),
       key: lin(`L${g}.key`, h, h),
       value: lin(`L${g}.value`, h, h),
@@ -585,15 +589,66 @@ function randomWeightsFromRef(s: Setup): EncoderWeights {
 
 function loraFromRef(s: Setup, targets: LoraTarget[]): LoraWeights {
   const m: LoraWeights = new Map();
-  for (let g = 0; g < s.c.numLayers; g++) {
+  const sets = s.c.modelType === "albert" ? s.c.numHiddenGroups : s.c.numLayers;
+  for (let g = 0; g < sets; g++) {
     for (const tg of targets) {
       const a = s.ref.get(`lora.${g}.${tg}.a`)!, b = s.ref.get(`lora.${g}.${tg}.b`)!;
       const inn = tg === "output" ? s.c.intermediateSize : s.c.hiddenSize;
       m.set(`${g}.${tg}`, {
-        a: { data: Float32Array.from(a), shape: [2, inn] },
-        b: { data: Float32Array.from(b), shape: [b.length / 2, 2] },
+        a: { data: Float32Array.from(a), shape: [a.length / inn, inn] },
+        b: { data: Float32Array.from(b), shape: [b.length / (a.length / inn), a.length / inn] },
       });
     }
   }
   return m;
 }
+
+Deno.test("encoder: perSample false gives the same summed gradients, no per-sample route", async () => {
+  const seed = freshSeed(), r = rng(seed);
+  for (const kind of ["bert", "albert"] as const) {
+    for (const lora of [{ targets: [...LORA_TARGETS], rank: 2 }, undefined]) {
+      const s = await setup(kind, r, {
+        head: { kind: "multi-label", numLabels: 3 },
+        trainLayerNorm: true,
+        trainBias: true,
+      }, lora);
+      const b = randomBatch(s.c, [5, 9, 1, 7], "multi-label", 3, r);
+      s.enc.trainStep(b);
+      const params = s.enc.parameters();
+      const want = await s.rt.readMany(params.map((p) => p.grad));
+      const { head } = await s.enc.readAdapter();
+      const sum = await GpuEncoder.create(s.rt, s.c, randomWeightsFromRef(s, kind), {
+        mode: lora ? "lora" : "full",
+        lora: lora ? { ...lora, alpha: 2 * lora.rank, dropout: 0 } : undefined,
+        loraWeights: lora ? loraFromRef(s, lora.targets) : undefined,
+        headWeights: head,
+        head: { kind: "multi-label", numLabels: 3 },
+        trainLayerNorm: true,
+        trainBias: true,
+        seed: 3,
+        maxBatch: 5,
+        maxLen: 9,
+        perSample: false,
+      });
+      assert.equal(sum.hasPerSample, false);
+      assert.deepEqual(sum.parameters().map((p) => p.name), params.map((p) => p.name));
+      sum.poisonActivations();
+      sum.trainStep(b);
+      const got = await s.rt.readMany(sum.parameters().map((p) => p.grad));
+      const all = Math.hypot(...want.map((g) => Math.hypot(...g)));
+      params.forEach((p, k) => {
+        // Same products summed in a different order (all rows at once vs per sample, then
+        // over samples): f32 reassociation, ~1e-7 relative. Floor at 1e-3 of the whole
+        // gradient: `key.b` is exactly zero in exact arithmetic (softmax shift invariance), so
+        // both sides are rounding noise there.
+        const diff = Math.hypot(...got[k].map((g, i) => g - want[k][i]));
+        const den = Math.max(Math.hypot(...want[k]), 1e-3 * all);
+        const what = `${kind} ${lora ? "lora" : "full"} ${p.name}`;
+        assertClose(Number.isFinite(diff) ? diff / den : Infinity, 1e-5, what, seed);
+      });
+      // no per-sample buffer: the DP hooks must refuse rather than hand out wrong rows
+      assert.throws(() => sum.perSampleGrads(), /perSample: false/);
+      assert.throws(() => sum.perSampleSqNorms(s.rt.empty([5], "n")), /perSample: false/);
+    }
+  }
+});

@@ -471,3 +471,72 @@ export function dropout(
     workgroups: lin(n),
   });
 }
+
+/** o[m, :] = x[idx[m], :] for m < count (idx: distinct row indices, u32). */
+export function rowsGatherIdx(
+  rt: Runtime,
+  x: GpuTensor,
+  idx: GpuTensor,
+  o: GpuTensor,
+  count: number,
+  cols: number,
+) {
+  expectShape("rowsGatherIdx", "idx", idx, [-1], "u32");
+  need("rowsGatherIdx", "idx", idx, count);
+  need("rowsGatherIdx", "out", o, count * cols);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "rows_gather_idx",
+    bindings: { 1: x, 3: o, 4: idx },
+    params: params([count * cols, cols]),
+    workgroups: lin(count * cols),
+  });
+}
+
+/** o[idx[m], :] = x[m, :] for m < count; other rows of o untouched (idx must be distinct). */
+export function rowsScatterIdx(
+  rt: Runtime,
+  x: GpuTensor,
+  idx: GpuTensor,
+  o: GpuTensor,
+  count: number,
+  cols: number,
+) {
+  expectShape("rowsScatterIdx", "idx", idx, [-1], "u32");
+  need("rowsScatterIdx", "idx", idx, count);
+  need("rowsScatterIdx", "x", x, count * cols);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "rows_scatter_idx",
+    bindings: { 1: x, 3: o, 4: idx },
+    params: params([count * cols, cols]),
+    workgroups: lin(count * cols),
+  });
+}
+
+/**
+ * Softmax cross-entropy per row against class ids (u32): loss[m] = logsumexp(z_m) − z_m[y_m],
+ * dlogits[m, :] = softmax(z_m) − onehot(y_m) (the gradient of loss[m]).
+ */
+export function classCrossEntropy(
+  rt: Runtime,
+  logits: GpuTensor,
+  targets: GpuTensor,
+  loss: GpuTensor,
+  dlogits: GpuTensor,
+  rows: number,
+  classes: number,
+) {
+  expectShape("classCrossEntropy", "targets", targets, [-1], "u32");
+  need("classCrossEntropy", "targets", targets, rows);
+  need("classCrossEntropy", "logits", logits, rows * classes);
+  need("classCrossEntropy", "dlogits", dlogits, rows * classes);
+  need("classCrossEntropy", "loss", loss, rows);
+  rt.dispatch({
+    shader: "enc_misc.wgsl",
+    entry: "mlm_ce",
+    bindings: { 1: logits, 3: loss, 4: targets, 10: dlogits },
+    params: params([rows, classes]),
+    workgroups: lin(rows),
+  });
+}

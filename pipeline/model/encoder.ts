@@ -26,6 +26,15 @@
  * Most step time is GEMM (mm_reg ~30 ms); the per-sample GEMMs replace the dW GEMMs, so the
  * per-sample route costs no extra contraction over the non-private backward.
  *
+ * Non-private route (`perSample: false`): the dW/db/dγ/embedding contractions run over all
+ * rows of the batch at once straight into `grad` (one segment instead of B), and no [B, P]
+ * buffer exists; `perSample` is then `grad` viewed as [1, P] and the DP hooks refuse to run.
+ *
+ * Masked LM (`mlm`, full mode, non-private route): BERT's `cls.predictions` head — transform
+ * dense (H→H; ALBERT H→E) + activation + LayerNorm, decoder tied to `emb.word` plus its own bias
+ * [V] — on the predicted positions only (gathered rows), softmax CE per predicted token.
+ * `emb.word`'s gradient is the sum of its input-embedding scatter and the decoder's dW.
+ *
  * Losses: per-sample scalar (multi-label: masked BCE mean over counted labels; multi-class: CE);
  * `grad` holds the gradient of Σ_i loss_i.
  *
@@ -60,6 +69,15 @@ import { initLora, loraScale } from "./lora.ts";
 import { initHead, probabilities } from "./heads.ts";
 import * as K from "./enc_kernels.ts";
 import type { PerSampleGrad, TrainableSpec } from "../privacy/dp_step.ts";
+import type { MlmHeadWeights } from "./checkpoint.ts";
+import {
+  encoderFromNamed,
+  mlmFromNamed,
+  mlmNamedTensors,
+  mlmParamSpecs,
+  mlmWidth,
+} from "./params.ts";
+import { initMlmHead } from "./init.ts";
 
 export type TrainMode = "lora" | "full";
 
@@ -78,6 +96,28 @@ export interface EncoderOptions {
   /** Start from these adapters / head instead of a fresh init (resume, evaluation). */
   loraWeights?: LoraWeights;
   headWeights?: HeadWeights;
+  /**
+   * Materialise per-sample gradients [B, P] (default true; DP needs them). false: only the
+   * summed `grad` is computed (non-private training; less memory, fewer dispatches).
+   */
+  perSample?: boolean;
+  /** Masked-LM pretraining head (full mode only; implies perSample false). */
+  mlm?: MlmOptions;
+}
+
+export interface MlmOptions {
+  /** Capacity: the most predicted positions one batch may have (≤ maxBatch·maxLen). */
+  maxPredictions: number;
+  /** Start from this head (resume); default: HF init (N(0, 0.02²) dense, LN 1/0, bias 0). */
+  weights?: MlmHeadWeights;
+}
+
+/** HF convention for "not a prediction target". */
+export const MLM_IGNORE = -100;
+
+export interface MlmBatch extends EncoderBatch {
+  /** Per sample, aligned with `ids`: the original token id at predicted positions, else -100. */
+  mlmLabels: number[][];
 }
 
 export interface EncoderBatch {
@@ -99,7 +139,10 @@ export interface TrainableParam {
   tensor: GpuTensor;
   /** Gradient of Σ_i loss_i, valid after `backward`. */
   grad: GpuTensor;
-  /** [maxBatch, P]; the first B rows are the per-sample gradients after `backward`. */
+  /**
+   * [maxBatch, P]; the first B rows are the per-sample gradients after `backward`. With
+   * `perSample: false` there is no such buffer: this is `grad` viewed as [1, P].
+   */
   perSample: GpuTensor;
 }
 
@@ -151,6 +194,7 @@ export class GpuEncoder {
   private layers: LayerSaved[] = [];
   private training = false;
   private sqnorms = new Map<string, GpuTensor>();
+  private perSampleOn: boolean;
 
   private constructor(rt: Runtime, c: EncoderConfig, hasPooler: boolean, o: EncoderOptions) {
     this.rt = rt;
@@ -158,10 +202,12 @@ export class GpuEncoder {
     this.options = o;
     this.hasPooler = hasPooler;
     this.scale = o.lora ? loraScale(o.lora) : 0;
+    this.perSampleOn = o.perSample ?? !o.mlm;
     this.specs = [
       ...baseParamSpecs(c, hasPooler),
       ...(o.lora ? loraParamSpecs(c, o.lora.targets, o.lora.rank) : []),
       ...headParamSpecs(c, o.head.numLabels),
+      ...(o.mlm ? mlmParamSpecs(c) : []),
     ];
   }
 
@@ -183,12 +229,32 @@ export class GpuEncoder {
     }
     // Full fine-tuning has no adapters: a LoRA section in the options is ignored there.
     if (options.mode === "full") options = { ...options, lora: undefined, loraWeights: undefined };
+    if (options.mlm) {
+      if (options.mode !== "full") throw new RangeError("EncoderOptions.mlm needs mode 'full'");
+      if (options.perSample) {
+        throw new RangeError("EncoderOptions.mlm has no per-sample route: set perSample false");
+      }
+      const cap = options.mlm.maxPredictions;
+      if (!Number.isInteger(cap) || cap < 1 || cap > options.maxBatch * options.maxLen) {
+        throw new RangeError(
+          `mlm.maxPredictions ${cap} must be an integer in 1..maxBatch·maxLen ` +
+            `(${options.maxBatch * options.maxLen})`,
+        );
+      }
+    }
     const enc = new GpuEncoder(rt, config, !!weights.pooler, options);
     const lora = options.lora
       ? options.loraWeights ?? initLora(config, options.lora, options.seed)
       : undefined;
     const head = options.headWeights ?? initHead(config, options.head.numLabels, options.seed);
     const host = namedTensors(config, weights, lora, head);
+    if (options.mlm) {
+      for (
+        const [k, v] of mlmNamedTensors(options.mlm.weights ?? initMlmHead(config, options.seed))
+      ) {
+        host.set(k, v);
+      }
+    }
     for (const s of enc.specs) {
       const t = host.get(s.name);
       if (!t) throw new RangeError(`missing tensor ${s.name}`);
@@ -198,12 +264,15 @@ export class GpuEncoder {
       enc.w.set(s.name, rt.upload(t.data, s.shape, s.name));
       if (enc.isTrainable(s)) {
         const p = t.data.length;
+        const grad = rt.zeros(s.shape, `grad:${s.name}`);
         enc.train.set(s.name, {
           name: s.name,
           shape: s.shape,
           tensor: enc.w.get(s.name)!,
-          grad: rt.zeros(s.shape, `grad:${s.name}`),
-          perSample: rt.zeros([options.maxBatch, p], `ps:${s.name}`),
+          grad,
+          perSample: enc.perSampleOn
+            ? rt.zeros([options.maxBatch, p], `ps:${s.name}`)
+            : K.view(grad, [1, p], `grad:${s.name}`),
         });
       }
     }
@@ -212,6 +281,8 @@ export class GpuEncoder {
   }
 
   private isTrainable(s: ParamSpec): boolean {
+    // MLM: the classifier head and the pooler get no gradient from the masked-token loss.
+    if (this.options.mlm && (s.kind === "head" || s.name.startsWith("pooler."))) return false;
     if (this.options.mode === "full") return s.kind !== "lora";
     if (s.kind === "lora" || s.kind === "head") return true;
     if (s.kind === "layernorm") return !!this.options.trainLayerNorm;
@@ -247,6 +318,18 @@ export class GpuEncoder {
     mk([bt, e], "dEmb");
     mk([b, nh, t, t], "ds");
     mk([bt, o.lora?.rank ?? 1], "du");
+    if (o.mlm) {
+      const m = o.mlm.maxPredictions, wd = mlmWidth(c);
+      mk([m], "mIdx", "u32");
+      mk([m], "mTgt", "u32");
+      for (const n of ["mX", "mdX"]) mk([m, h], n);
+      for (const n of ["mPre", "mAct", "mLn", "mdLn", "mdPre"]) mk([m, wd], n);
+      mk([m], "mMean");
+      mk([m], "mRstd");
+      mk([m], "mLoss");
+      mk([m, c.vocabSize], "mLogits");
+      mk([m, c.vocabSize], "mdLogits");
+    }
     for (let l = 0; l < c.numLayers; l++) {
       const lab = (n: string) => `L${l}.${n}`;
       const ls: LayerSaved = {
@@ -393,7 +476,8 @@ export class GpuEncoder {
     });
   }
 
-  private recordForward(): void {
+  /** Records the encoder (+ classifier unless `head` is false); returns the top hidden rows. */
+  private recordForward(head = true): GpuTensor {
     const rt = this.rt, c = this.config, a = this.a;
     const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, e = c.embeddingSize;
     K.embedForward(
@@ -460,6 +544,7 @@ export class GpuEncoder {
       );
       x = s.h2;
     }
+    if (!head) return x;
     K.rowsGather(rt, x, a.cls, b, h, t);
     let feat = a.cls;
     if (this.hasPooler) {
@@ -469,6 +554,7 @@ export class GpuEncoder {
     }
     K.linearForward(rt, feat, this.p("head.w"), this.p("head.b"), a.logits, b);
     void e;
+    return x;
   }
 
   /** Record the forward pass (eval mode: no dropout); returns the logits view [B, L]. */
@@ -512,6 +598,7 @@ export class GpuEncoder {
       L,
     );
     for (const p of this.train.values()) rt.clear(p.perSample);
+    // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
     // head (one row per sample)
     const feat = this.hasPooler ? a.pooled : a.cls;
     this.linBack("head", feat, a.dlogits, this.needsBelowHead() ? a.dPooled : null, b, 1);
@@ -536,11 +623,122 @@ export class GpuEncoder {
         if (low < 0) this.embBack(dOut);
       }
     }
-    for (const p of this.train.values()) {
-      K.segColSum(rt, p.perSample, p.grad, 1, b, p.tensor.size);
+    if (this.perSampleOn) {
+      for (const p of this.train.values()) {
+        K.segColSum(rt, p.perSample, p.grad, 1, b, p.tensor.size);
+      }
     }
     void rows;
     return K.view(a.loss, [b], "loss");
+  }
+
+  /** Backward through layers (top → 0) and the embeddings from dX at the top hidden rows. */
+  private stackBack(dTop: GpuTensor): void {
+    const c = this.config, a = this.a;
+    let dOut = dTop;
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const dX = dOut === a.dX2 ? a.dTop : a.dX2;
+      this.layerBack(l, dOut, dX);
+      dOut = dX;
+    }
+    this.embBack(dOut);
+  }
+
+  /** Predicted positions of a batch as flat row indices (b·T + j) and target ids. */
+  private mlmTargets(batch: MlmBatch): { idx: Uint32Array; tgt: Uint32Array } {
+    const { t } = this.dims, V = this.config.vocabSize;
+    const cap = this.options.mlm!.maxPredictions;
+    const idx: number[] = [], tgt: number[] = [];
+    if (batch.mlmLabels.length !== batch.ids.length) {
+      throw new RangeError(
+        `mlmLabels has ${batch.mlmLabels.length} rows for ${batch.ids.length} samples`,
+      );
+    }
+    batch.mlmLabels.forEach((row, i) => {
+      if (row.length !== batch.ids[i].length) {
+        throw new RangeError(
+          `sample ${i}: ${row.length} mlmLabels for ${batch.ids[i].length} tokens`,
+        );
+      }
+      row.forEach((y, j) => {
+        if (y === MLM_IGNORE) return;
+        if (!Number.isInteger(y) || y < 0 || y >= V) {
+          throw new RangeError(`sample ${i} position ${j}: MLM label ${y} outside 0..${V - 1}`);
+        }
+        idx.push(i * t + j);
+        tgt.push(y);
+      });
+    });
+    if (idx.length > cap) {
+      throw new RangeError(
+        `batch has ${idx.length} predicted positions; mlm.maxPredictions ${cap}`,
+      );
+    }
+    return { idx: Uint32Array.from(idx), tgt: Uint32Array.from(tgt) };
+  }
+
+  /**
+   * Masked-LM step: forward (train mode) + per-prediction CE + (unless `backward` is false) the
+   * backward of Σ_m loss_m into every trainable `grad`. Returns the per-prediction loss view [M]
+   * (M = number of predicted positions; read it lazily). M = 0 gives zero gradients.
+   */
+  mlmStep(batch: MlmBatch, opt: { backward?: boolean } = {}): { loss: GpuTensor; count: number } {
+    const o = this.options;
+    if (!o.mlm) throw new RangeError("mlmStep needs EncoderOptions.mlm");
+    this.step++;
+    this.training = true;
+    this.upload(batch);
+    const { idx, tgt } = this.mlmTargets(batch);
+    const M = idx.length;
+    const rt = this.rt, a = this.a, c = this.config, h = c.hiddenSize, wd = mlmWidth(c);
+    const V = c.vocabSize;
+    if (opt.backward !== false) { for (const p of this.train.values()) rt.clear(p.grad); }
+    if (M === 0) return { loss: K.view(a.mLoss, [0], "mlm loss"), count: 0 };
+    rt.write(a.mIdx, idx);
+    rt.write(a.mTgt, tgt);
+    const top = this.recordForward(false);
+    const word = this.p("emb.word");
+    K.rowsGatherIdx(rt, top, a.mIdx, a.mX, M, h);
+    K.linearForward(rt, a.mX, this.p("mlm.transform.w"), this.p("mlm.transform.b"), a.mPre, M);
+    K.actForward(rt, c.hiddenAct, a.mPre, a.mAct, M * wd);
+    K.layerNormForward(
+      rt,
+      a.mAct,
+      this.p("mlm.ln.g"),
+      this.p("mlm.ln.b"),
+      a.mLn,
+      a.mMean,
+      a.mRstd,
+      M,
+      c.layerNormEps,
+    );
+    K.linearForward(rt, a.mLn, word, this.p("mlm.bias"), a.mLogits, M);
+    K.classCrossEntropy(rt, a.mLogits, a.mTgt, a.mLoss, a.mdLogits, M, V);
+    const loss = K.view(a.mLoss, [M], "mlm loss");
+    if (opt.backward === false) return { loss, count: M };
+    const g = (n: string) => this.train.get(n)!.grad;
+    // tied decoder: dWord += dlogitsᵀ·ln ; bias: column sums ; d ln = dlogits·Word
+    K.weightGradPerSample(rt, a.mdLogits, a.mLn, g("emb.word"), {
+      samples: 1,
+      rowsPerSample: M,
+      out: V,
+      inn: wd,
+    }, { acc: true });
+    K.segColSum(rt, a.mdLogits, g("mlm.bias"), 1, M, V, true);
+    K.linearBackwardInput(rt, a.mdLogits, word, a.mdLn, M);
+    K.layerNormBackward(rt, a.mAct, this.p("mlm.ln.g"), a.mMean, a.mRstd, a.mdLn, a.mdPre, M, {
+      dg: a.dgRows,
+      db: a.dbRows,
+    });
+    K.segColSum(rt, a.dgRows, g("mlm.ln.g"), 1, M, wd, true);
+    K.segColSum(rt, a.dbRows, g("mlm.ln.b"), 1, M, wd, true);
+    // mdPre holds d act-output; act backward in place into mdLn (free now), then the dense
+    K.actBackward(rt, c.hiddenAct, a.mPre, a.mdPre, a.mdLn, M * wd);
+    this.linBack("mlm.transform", a.mX, a.mdLn, a.mdX, 1, M);
+    rt.clear(a.dTop);
+    K.rowsScatterIdx(rt, a.mdX, a.mIdx, a.dTop, M, h);
+    this.stackBack(a.dTop);
+    return { loss, count: M };
   }
 
   private needsBelowHead(): boolean {
@@ -578,9 +776,17 @@ export class GpuEncoder {
     const rows = samples * rowsPerSample;
     if (dx) K.linearBackwardInput(rt, dy, w, dx, rows);
     const tw = this.train.get(`${prefix}.w`), tb = this.train.get(`${prefix}.b`);
-    const d = { samples, rowsPerSample, out, inn };
+    const s = this.seg(samples, rowsPerSample);
+    const d = { ...s, out, inn };
     if (tw) K.weightGradPerSample(rt, dy, x, tw.perSample, d, { acc: true });
-    if (tb) K.segColSum(rt, dy, tb.perSample, samples, rowsPerSample, out, true);
+    if (tb) K.segColSum(rt, dy, tb.perSample, s.samples, s.rowsPerSample, out, true);
+  }
+
+  /** Segmentation of the rows for parameter gradients: per sample, or one segment (sum). */
+  private seg(samples: number, rowsPerSample: number): { samples: number; rowsPerSample: number } {
+    return this.perSampleOn
+      ? { samples, rowsPerSample }
+      : { samples: 1, rowsPerSample: samples * rowsPerSample };
   }
 
   /** linBack for a layer linear plus its LoRA adapter (dx overwritten, LoRA part added). */
@@ -594,25 +800,14 @@ export class GpuEncoder {
     const A = this.p(`lora.${g}.${tg}.a`), B = this.p(`lora.${g}.${tg}.b`);
     const xd = ls.xd && this.training ? ls.xd : x;
     const pa = this.train.get(`lora.${g}.${tg}.a`)!, pb = this.train.get(`lora.${g}.${tg}.b`)!;
+    const sg = this.seg(b, t);
     // dB_i += s · dy_iᵀ u_i ;  du = s · dy·B ;  dA_i += du_iᵀ xd_i
-    K.weightGradPerSample(
-      rt,
-      dy,
-      ls.u,
-      pb.perSample,
-      { samples: b, rowsPerSample: t, out, inn: r },
-      {
-        alpha: this.scale,
-        acc: true,
-      },
-    );
+    K.weightGradPerSample(rt, dy, ls.u, pb.perSample, { ...sg, out, inn: r }, {
+      alpha: this.scale,
+      acc: true,
+    });
     K.linearBackwardInput(rt, dy, B, this.a.du, rows, { alpha: this.scale });
-    K.weightGradPerSample(rt, this.a.du, xd, pa.perSample, {
-      samples: b,
-      rowsPerSample: t,
-      out: r,
-      inn,
-    }, { acc: true });
+    K.weightGradPerSample(rt, this.a.du, xd, pa.perSample, { ...sg, out: r, inn }, { acc: true });
     if (!dx) return;
     if (ls.xd && this.training) {
       // dropout is linear with a fixed mask: its backward is the same masked scaling
@@ -642,8 +837,9 @@ export class GpuEncoder {
     const tg = this.train.get(`${prefix}.g`), tb = this.train.get(`${prefix}.b`);
     const rowGrads = tg || tb ? { dg: this.a.dgRows, db: this.a.dbRows } : undefined;
     K.layerNormBackward(rt, x, this.p(`${prefix}.g`), mean, rstd, dy, dx, b * t, rowGrads);
-    if (tg) K.segColSum(rt, this.a.dgRows, tg.perSample, b, t, cols, true);
-    if (tb) K.segColSum(rt, this.a.dbRows, tb.perSample, b, t, cols, true);
+    const s = this.seg(b, t);
+    if (tg) K.segColSum(rt, this.a.dgRows, tg.perSample, s.samples, s.rowsPerSample, cols, true);
+    if (tb) K.segColSum(rt, this.a.dbRows, tb.perSample, s.samples, s.rowsPerSample, cols, true);
   }
 
   private layerBack(l: number, dOut: GpuTensor, dXin: GpuTensor | null): void {
@@ -694,8 +890,7 @@ export class GpuEncoder {
       const p = this.train.get(n);
       if (!p) continue;
       K.embedScatterPerSample(rt, ids, a.dEmb, p.perSample, {
-        samples: b,
-        rowsPerSample: t,
+        ...this.seg(b, t),
         tableRows: p.shape[0],
         e,
       });
@@ -716,6 +911,7 @@ export class GpuEncoder {
    * Σ_i c[i]·g_i into the accumulator (here computed from the same materialised rows).
    */
   perSampleGrads(route: "materialized" | "norms" = "materialized"): PerSampleGrad[] {
+    this.needPerSample("perSampleGrads");
     const b = this.dims.b;
     return this.parameters().map((p) => {
       if (route === "materialized") {
@@ -741,6 +937,7 @@ export class GpuEncoder {
 
   /** out[i] = ‖g_i‖² over all trainable tensors (after `trainStep`). */
   perSampleSqNorms(out: GpuTensor): void {
+    this.needPerSample("perSampleSqNorms");
     let first = true;
     for (const p of this.train.values()) {
       K.rowSumSq(this.rt, p.perSample, out, this.dims.b, p.tensor.size, !first);
@@ -752,11 +949,42 @@ export class GpuEncoder {
   weightedGrad(name: string, c: GpuTensor, into: GpuTensor, accumulate = false): void {
     const p = this.train.get(name);
     if (!p) throw new RangeError(`weightedGrad: ${name} is not trainable`);
+    this.needPerSample("weightedGrad");
     const n = p.tensor.size, b = this.dims.b;
     K.weightedRows(this.rt, c, p.perSample, into, b, n, accumulate);
   }
 
+  /** Whether per-sample gradients are materialised (EncoderOptions.perSample). */
+  get hasPerSample(): boolean {
+    return this.perSampleOn;
+  }
+
+  private needPerSample(op: string): void {
+    if (!this.perSampleOn) {
+      throw new RangeError(`${op}: this encoder was created with perSample: false (no DP route)`);
+    }
+  }
+
   // ------------------------------------------------------------------ export
+
+  /** Read the base-model weights back (full fine-tuning / pretraining checkpoints). */
+  async readEncoderWeights(): Promise<EncoderWeights> {
+    const names = baseParamSpecs(this.config, this.hasPooler);
+    const data = await this.rt.readMany(names.map((s) => this.p(s.name)));
+    const host = new Map<string, HostTensor>();
+    names.forEach((s, i) => host.set(s.name, { data: data[i] as Float32Array, shape: s.shape }));
+    return encoderFromNamed(this.config, host, this.hasPooler);
+  }
+
+  /** Read the masked-LM head back (needs EncoderOptions.mlm). */
+  async readMlmHead(): Promise<MlmHeadWeights> {
+    if (!this.options.mlm) throw new RangeError("readMlmHead: the encoder has no MLM head");
+    const names = mlmParamSpecs(this.config);
+    const data = await this.rt.readMany(names.map((s) => this.p(s.name)));
+    const host = new Map<string, HostTensor>();
+    names.forEach((s, i) => host.set(s.name, { data: data[i] as Float32Array, shape: s.shape }));
+    return mlmFromNamed(host);
+  }
 
   /** Read the adapters and the head back (for PEFT export / checkpoints). */
   async readAdapter(): Promise<{ lora: LoraWeights; head: HeadWeights }> {
@@ -788,7 +1016,7 @@ export class GpuEncoder {
     }
     for (const p of this.train.values()) {
       this.rt.fill(p.grad, NaN);
-      this.rt.fill(p.perSample, NaN);
+      if (this.perSampleOn) this.rt.fill(p.perSample, NaN);
     }
   }
 

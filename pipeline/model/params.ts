@@ -5,8 +5,10 @@
  *
  * Names: `emb.word|pos|type`, `emb.ln.g|b`, `emb.proj.w|b` (ALBERT), `L{g}.{target}.w|b` for the
  * six linears of layer (group) g, `L{g}.attnLn.g|b`, `L{g}.outLn.g|b`, `pooler.w|b`, `head.w|b`,
- * `lora.{g}.{target}.a|b` (the `{g}.{target}` part is the LoraWeights key).
+ * `lora.{g}.{target}.a|b` (the `{g}.{target}` part is the LoraWeights key), and the masked-LM
+ * head `mlm.transform.w|b`, `mlm.ln.g|b`, `mlm.bias` (its decoder is tied to `emb.word`).
  */
+import type { MlmHeadWeights } from "./checkpoint.ts";
 import type {
   EncoderConfig,
   EncoderWeights,
@@ -19,7 +21,14 @@ import type {
 } from "./types.ts";
 import { LORA_TARGETS } from "./types.ts";
 
-export type ParamKind = "embedding" | "layernorm" | "linear.w" | "linear.b" | "lora" | "head";
+export type ParamKind =
+  | "embedding"
+  | "layernorm"
+  | "linear.w"
+  | "linear.b"
+  | "lora"
+  | "head"
+  | "mlm";
 
 export interface ParamSpec {
   name: string;
@@ -168,4 +177,79 @@ export function namedTensors(
     m.set("head.b", head.b);
   }
   return m;
+}
+
+/** Width of the MLM transform's output (= the word-embedding width the tied decoder needs). */
+export function mlmWidth(c: EncoderConfig): number {
+  return c.modelType === "albert" ? c.embeddingSize : c.hiddenSize;
+}
+
+/** The masked-LM head's own tensors (the decoder weight is `emb.word`, not listed here). */
+export function mlmParamSpecs(c: EncoderConfig): ParamSpec[] {
+  const w = mlmWidth(c);
+  return [
+    { name: "mlm.transform.w", shape: [w, c.hiddenSize], kind: "mlm" },
+    { name: "mlm.transform.b", shape: [w], kind: "mlm" },
+    { name: "mlm.ln.g", shape: [w], kind: "mlm" },
+    { name: "mlm.ln.b", shape: [w], kind: "mlm" },
+    { name: "mlm.bias", shape: [c.vocabSize], kind: "mlm" },
+  ];
+}
+
+/** MlmHeadWeights → name map (names of `mlmParamSpecs`). */
+export function mlmNamedTensors(h: MlmHeadWeights): Map<string, HostTensor> {
+  return new Map([
+    ["mlm.transform.w", h.transform.w],
+    ["mlm.transform.b", h.transform.b],
+    ["mlm.ln.g", h.ln.gamma],
+    ["mlm.ln.b", h.ln.beta],
+    ["mlm.bias", h.bias],
+  ]);
+}
+
+/** Name map → MlmHeadWeights (inverse of `mlmNamedTensors`). */
+export function mlmFromNamed(m: ReadonlyMap<string, HostTensor>): MlmHeadWeights {
+  const g = (n: string) => {
+    const t = m.get(n);
+    if (!t) throw new RangeError(`missing tensor ${n}`);
+    return t;
+  };
+  return {
+    transform: { w: g("mlm.transform.w"), b: g("mlm.transform.b") },
+    ln: { gamma: g("mlm.ln.g"), beta: g("mlm.ln.b") },
+    bias: g("mlm.bias"),
+  };
+}
+
+/** Name map → EncoderWeights (inverse of `namedTensors` for the base model). */
+export function encoderFromNamed(
+  c: EncoderConfig,
+  m: ReadonlyMap<string, HostTensor>,
+  hasPooler: boolean,
+): EncoderWeights {
+  const g = (n: string) => {
+    const t = m.get(n);
+    if (!t) throw new RangeError(`missing tensor ${n}`);
+    return t;
+  };
+  const lin = (n: string): Linear => ({ w: g(`${n}.w`), b: g(`${n}.b`) });
+  const ln = (n: string) => ({ gamma: g(`${n}.g`), beta: g(`${n}.b`) });
+  return {
+    wordEmb: g("emb.word"),
+    posEmb: g("emb.pos"),
+    typeEmb: g("emb.type"),
+    embLn: ln("emb.ln"),
+    embProj: c.modelType === "albert" ? lin("emb.proj") : undefined,
+    layers: Array.from({ length: numWeightSets(c) }, (_, l): LayerWeights => ({
+      query: lin(`L${l}.query`),
+      key: lin(`L${l}.key`),
+      value: lin(`L${l}.value`),
+      attnOut: lin(`L${l}.attention.output`),
+      attnLn: ln(`L${l}.attnLn`),
+      inter: lin(`L${l}.intermediate`),
+      out: lin(`L${l}.output`),
+      outLn: ln(`L${l}.outLn`),
+    })),
+    pooler: hasPooler ? lin("pooler") : undefined,
+  };
 }

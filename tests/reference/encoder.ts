@@ -272,3 +272,35 @@ export function refBatchLoss(spec: RefSpec, p: RefParams, batch: RefSample[]): n
   for (const x of batch) s += refSampleLoss(spec, p, x);
   return s;
 }
+
+/**
+ * Masked-LM loss of one sequence: Σ over positions with labels[j] ≥ 0 of softmax CE of
+ * LN(act(hidden_j·Tᵀ + t))·Wordᵀ + bias against labels[j] (decoder tied to `emb.word`; the head
+ * tensors are `mlm.transform.w|b`, `mlm.ln.g|b`, `mlm.bias`).
+ */
+export function refMlmLoss(
+  spec: RefSpec,
+  p: RefParams,
+  ids: number[],
+  labels: readonly number[],
+  typeIds?: number[],
+): number {
+  const c = spec.config, h = c.hiddenSize;
+  const hid = refEncode(spec, p, ids, typeIds);
+  const tw = get(p, "mlm.transform.w"), tb = get(p, "mlm.transform.b");
+  const w = tb.length, word = get(p, "emb.word"), bias = get(p, "mlm.bias"), V = bias.length;
+  let total = 0;
+  labels.forEach((y, j) => {
+    if (y < 0) return;
+    const row = hid.slice(j * h, (j + 1) * h);
+    const pre = linear(row, 1, h, tw, tb).map((v) => activation(c.hiddenAct, v));
+    const ln = layerNorm(pre, 1, w, get(p, "mlm.ln.g"), get(p, "mlm.ln.b"), c.layerNormEps);
+    const z = linear(ln, 1, w, word, bias);
+    let mx = -Infinity;
+    for (let v = 0; v < V; v++) mx = Math.max(mx, z[v]);
+    let s = 0;
+    for (let v = 0; v < V; v++) s += Math.exp(z[v] - mx);
+    total += mx + Math.log(s) - z[y];
+  });
+  return total;
+}
