@@ -1,5 +1,8 @@
 /**
- * `deno task bench <what> [--json] [--filter S] [--reps N]`
+ * `deno task bench <kernels | model | privacy | train> [flags]`
+ *
+ * model | privacy | train: end-to-end benchmarks (pipeline/bench/cli.ts: --json, --quick,
+ * --models tiny,small,medium, --batch, --seq, --reps, --warmup).
  *
  * kernels: every kernel benchmark case on this machine's adapter. Prints a table (adapter name
  * first) or, with --json, one JSON object per line per case: kernel, shape, gflops, gbps,
@@ -12,9 +15,11 @@ import { Runtime } from "../pipeline/gpu/runtime.ts";
 import type { KernelBenchCase } from "../pipeline/bench/types.ts";
 import { linalgCases } from "../pipeline/bench/kernels_linalg.ts";
 import { nnCases } from "../pipeline/bench/kernels_nn.ts";
+import { consoleIo, E2E_BENCHES, type E2eBench, e2eMain } from "../pipeline/bench/cli.ts";
 
-const PLANNED = ["model", "privacy", "train"];
-const USAGE = "usage: deno task bench kernels [--json] [--filter SUBSTRING] [--reps N]";
+const USAGE = "usage: deno task bench kernels [--json] [--filter SUBSTRING] [--reps N]\n" +
+  "       deno task bench model|privacy|train [--json] [--quick] [--models tiny,small,medium]" +
+  " [--batch N] [--seq N] [--reps N] [--warmup N]";
 
 interface Row {
   kernel: string;
@@ -125,9 +130,8 @@ async function kernels(args: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === "kernels") return await kernels(rest);
-  if (what && PLANNED.includes(what)) {
-    console.error(`bench ${what}: not yet implemented`);
-    return 1;
+  if (what && (E2E_BENCHES as readonly string[]).includes(what)) {
+    return await e2eMain(what as E2eBench, rest, consoleIo);
   }
   console.error(what ? `bench: unknown benchmark "${what}"\n${USAGE}` : USAGE);
   return 2;
