@@ -34,13 +34,12 @@ export async function timeRuns(
 }
 
 /**
- * The 1-minute load average, or null: shared machines make timings drift with it. Read from
- * /proc (covered by --allow-read) rather than Deno.loadavg (needs --allow-sys).
+ * The 1-minute load average, or null: shared machines make timings drift with it. Needs
+ * --allow-sys=loadavg (Deno also refuses /proc/loadavg without --allow-all); null without it.
  */
 export function loadAverage(): number | null {
   try {
-    const v = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
-    return Number.isFinite(v) ? v : null;
+    return Deno.loadavg()[0];
   } catch {
     return null;
   }
