@@ -75,7 +75,7 @@ Deno.test("reference erf matches known values and symmetry", () => {
   }
 });
 
-Deno.test("reference activation derivatives match finite differences", () => {
+Deno.test("reference activation and tanh derivatives match finite differences", () => {
   const seed = freshSeed();
   const x = randn(50, rng(seed), 3);
   for (const kind of ["gelu", "gelu_new"] as Act[]) {
@@ -85,6 +85,11 @@ Deno.test("reference activation derivatives match finite differences", () => {
     const an = x.map((v, i) => w[i] * dact(v, kind));
     assertClose(relErr(an, fd), 1e-8, `${kind} reference derivative`, seed);
   }
+  // tanh' = 1 − tanh², the formula tanh_bwd implements from the saved output.
+  const w = randn(50, rng(seed + 2));
+  const fd = finiteDiff((z) => z.reduce((s, v, i) => s + w[i] * Math.tanh(v), 0), x);
+  const an = x.map((v, i) => w[i] * (1 - Math.tanh(v) ** 2));
+  assertClose(relErr(an, fd), 1e-8, "tanh reference derivative", seed);
 });
 
 for (const kind of ["gelu", "gelu_new", "relu"] as Act[]) {
