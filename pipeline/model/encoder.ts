@@ -39,8 +39,9 @@
  * `grad` holds the gradient of Σ_i loss_i.
  *
  * Dropout: only on the LoRA input (train mode); base-model dropout is off (eval-mode base).
- * Kernels: dense contractions on the shared GEMM; LayerNorm/attention/loss/embedding/etc. on the
- * encoder's own naive kernels (pipeline/model/enc_kernels.ts, shaders/enc_*.wgsl).
+ * Kernels: dense contractions on the shared GEMM, attention on the shared attention kernels;
+ * LayerNorm/loss/embedding/etc. on the encoder's own naive kernels (pipeline/model/enc_kernels.ts,
+ * shaders/enc_*.wgsl).
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
