@@ -148,6 +148,8 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
     seed: tc.seed,
     maxBatch: tc.physical_batch,
     maxLen,
+    // Non-private modes need only the summed gradient: skip the per-sample contractions.
+    perSample: dp,
   });
   const params = enc.parameters();
   const configHash = await trainConfigHash(config, manifest.key);

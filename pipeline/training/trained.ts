@@ -41,6 +41,7 @@ export async function loadTrainedModel(
       maxBatch,
       maxLen,
       headWeights,
+      perSample: false,
     });
     return { encoder, tokenizer: ckpt.tokenizer, maxLen };
   }
@@ -55,6 +56,7 @@ export async function loadTrainedModel(
     maxLen,
     loraWeights: ad.lora,
     headWeights: ad.head,
+    perSample: false,
   });
   return { encoder, tokenizer: ckpt.tokenizer, maxLen };
 }
