@@ -10,6 +10,7 @@ import { parseEpsilons, planSweep } from "../pipeline/sweep/plan.ts";
 import { aggregate, perLabelEpsilon, type RunRow } from "../pipeline/sweep/results.ts";
 import { meanStd } from "../pipeline/sweep/stats.ts";
 import { runSweep } from "../pipeline/sweep/sweep.ts";
+import { main, quickSets } from "../tasks/sweep.ts";
 import { makeTinyCheckpoint } from "./fixtures/tiny_checkpoint.ts";
 import { freshSeed, gpu, rng } from "./helpers.ts";
 
@@ -292,10 +293,9 @@ Deno.test("sweep end to end: result files agree with the runs; a second call reu
 
     // table.md: the four rows + prior, and the per-label table at ε = 2 (nearest 1 of {2, 8}).
     const table = await Deno.readTextFile(first.files.table);
-    for (const t of ["Full fine-tuning", "LoRA (non-private)", "DP-LoRA ε = 8", "DP-LoRA ε = 2"]) {
-      assert.ok(table.includes(`| ${t}`), `table row ${t}`);
-    }
-    assert.match(table, /\| Label prior/);
+    const order = ["Full fine-tuning", "LoRA (non-private)", "DP-LoRA ε = 8", "DP-LoRA ε = 2"];
+    const at = [...order, "Label prior"].map((t) => table.indexOf(`| ${t}`));
+    assert.ok(at.every((i, j) => i >= 0 && (j === 0 || i > at[j - 1])), `row order ${at}`);
     assert.match(table, /## Per-label F1 at ε = 2/);
     const labels = metrics0.model.perLabel.map((l: { label: string }) => l.label);
     for (const l of labels) assert.ok(table.includes(`| ${l} |`), `per-label row ${l}`);
@@ -328,6 +328,71 @@ Deno.test("sweep end to end: result files agree with the runs; a second call reu
     });
     assert.deepEqual(third.trained, ["dp-lora-eps8-seed0"]);
     assert.deepEqual(third.reused, names.slice(0, 2));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+// ------------------------------------------------------------------------------------------- CLI
+
+Deno.test("sweep CLI: --quick swaps only the demo corpus for mimic-tiny; bad flags are refused", async () => {
+  const demo = configFromObject({
+    data: { format: "mimic-cxr", root: `${ROOT}fixtures/data/mimic-synth` },
+    model: { checkpoint: "/m", mode: "lora" },
+  }, ROOT);
+  const sets = await quickSets(demo);
+  assert.ok(!sets.some((s) => s.startsWith("train.epochs")), "the demo keeps its epochs");
+  assert.ok(sets.some((s) => s.startsWith("data.root=") && s.includes("mimic-tiny")), `${sets}`);
+  const real = configFromObject({
+    data: { format: "mimic-cxr", root: TINY },
+    model: { checkpoint: "/m", mode: "lora" },
+  }, ROOT);
+  assert.deepEqual(await quickSets(real), ["train.epochs=1"]);
+
+  assert.equal(await main(["--nope"]), 2);
+  await assert.rejects(() => main(["--seeds", "0"]), /--seeds/);
+  await assert.rejects(() => main(["--seeds", "1.5"]), /--seeds/);
+  await assert.rejects(() => main(["--epsilons", "1,x"]), /--epsilons/);
+});
+
+Deno.test("sweep CLI: a config file, per-mode --set and --out give the result files", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "dplora-sweep-cli-" });
+  try {
+    const model = await tinyModel(`${tmp}/model`);
+    const yaml = [
+      "data: {format: mimic-cxr, root: " + JSON.stringify(TINY) + ", max_length: 24}",
+      `model: {checkpoint: ${JSON.stringify(model)}, mode: lora, lora: {rank: 2, alpha: 4}}`,
+      "train: {epochs: 3, batch_size: 32, physical_batch: 32, lr: 0.003, seed: 5}",
+    ].join("\n");
+    await Deno.writeTextFile(`${tmp}/c.yaml`, yaml);
+    const out = `${tmp}/out`;
+    const code = await main([
+      "--config",
+      `${tmp}/c.yaml`,
+      "--quick",
+      "--epsilons",
+      "4",
+      "--set-full",
+      "train.lr=0.001",
+      "--out",
+      out,
+    ]);
+    assert.equal(code, 0);
+    const rows = parseCsv(await Deno.readTextFile(`${out}/results.csv`));
+    assert.deepEqual(rows.map((r) => `${r.mode}|${r.epsilon}|${r.seed}`), [
+      "full|inf|5",
+      "lora|inf|5",
+      "dp-lora|4|5",
+    ]);
+    const full = JSON.parse(await Deno.readTextFile(`${out}/runs/full-epsinf-seed0/config.json`));
+    assert.equal(full.train.lr, 0.001);
+    assert.equal(full.train.epochs, 1, "--quick: one epoch");
+    const dp = JSON.parse(await Deno.readTextFile(`${out}/runs/dp-lora-eps4-seed0/config.json`));
+    assert.equal(dp.train.lr, 0.003);
+    assert.equal(dp.privacy.target_epsilon, 4);
+    for (const f of ["table.md", "results.json", "f1_vs_epsilon.svg"]) {
+      await Deno.stat(`${out}/${f}`);
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

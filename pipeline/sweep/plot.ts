@@ -26,9 +26,13 @@ export function f1VsEpsilonSvg(aggregates: readonly Aggregate[], prior: PriorSum
       color: "#d62728",
       points: dp.map((a) => {
         const m = a.weighted_f1;
-        return m.std === null
-          ? { x: a.epsilon!, y: m.mean }
-          : { x: a.epsilon!, y: m.mean, lo: m.mean - m.std, hi: m.mean + m.std };
+        return m.std === null ? { x: a.epsilon!, y: m.mean } : {
+          x: a.epsilon!,
+          y: m.mean,
+          // F1 lives in [0, 1]: a bar past it would only leave the plot area.
+          lo: Math.max(0, m.mean - m.std),
+          hi: Math.min(1, m.mean + m.std),
+        };
       }),
     });
   }
@@ -42,5 +46,8 @@ export function f1VsEpsilonSvg(aggregates: readonly Aggregate[], prior: PriorSum
     xLabel: "ε (log scale)",
     yLabel: "test weighted F1",
     logX: true,
+    // A fixed F1 axis, so sweeps on different data or models compare at a glance.
+    yMin: 0,
+    yMax: 1,
   }) + "\n";
 }

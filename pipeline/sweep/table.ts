@@ -39,9 +39,12 @@ export function sweepTable(t: TableInput): string {
     "| model | weighted F1 | macro F1 | ε spent |",
     "|---|---|---|---|",
   ];
-  const order = (a: Aggregate) =>
-    a.mode === "full" ? -2 : a.mode === "lora" ? -1 : -(a.epsilon ?? 0);
-  const sorted = [...t.aggregates].sort((a, b) => order(a) - order(b));
+  // Rows as in the paper: the non-private references first, then DP-LoRA from weak to strong
+  // privacy.
+  const rank = (a: Aggregate) => (a.mode === "full" ? 0 : a.mode === "lora" ? 1 : 2);
+  const sorted = [...t.aggregates].sort((a, b) =>
+    rank(a) - rank(b) || (b.epsilon ?? 0) - (a.epsilon ?? 0)
+  );
   for (const a of sorted) {
     lines.push(
       `| ${rowName(a)} | ${fmtMeanStd(a.weighted_f1)} | ${fmtMeanStd(a.macro_f1)} | ${
