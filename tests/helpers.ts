@@ -1,17 +1,8 @@
 /** Shared test helpers: seeded randomness, error measures, one GPU runtime per test file. */
 import { Runtime } from "../pipeline/gpu/runtime.ts";
 
-/** Mulberry32: small, fast, seedable. For test inputs only (never for privacy noise). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded test inputs (never for privacy noise). */
+export { mulberry32 as rng } from "../pipeline/random.ts";
 
 /** A fresh seed per run (printed by failing tests so the case can be replayed). */
 export function freshSeed(): number {

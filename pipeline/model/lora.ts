@@ -8,16 +8,10 @@ import type { EncoderConfig, LoraConfig, LoraWeights } from "./types.ts";
 import { LORA_TARGETS } from "./types.ts";
 import { linearDims, numWeightSets } from "./params.ts";
 
-export function seededRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../random.ts";
+
+/** Seeded Mulberry32 (adapter/head init is reproducible and not a privacy secret). */
+export const seededRng = mulberry32;
 
 export function loraScale(c: LoraConfig): number {
   return c.alpha / c.rank;

@@ -1,6 +1,7 @@
 /** Turning cached splits into encoder batches, and seeded shuffles for the non-private modes. */
 import type { SplitData } from "../data/cache.ts";
 import type { EncoderBatch, LabeledBatch } from "../model/encoder.ts";
+import { mulberry32 } from "../random.ts";
 
 /** Token ids of the given records (unpadded; the encoder pads to the longest). */
 export function encoderBatch(split: SplitData, records: ArrayLike<number>): EncoderBatch {
@@ -35,21 +36,9 @@ export function labeledBatch(
   return { ...encoderBatch(split, records), labels, labelMask };
 }
 
-/** Mulberry32 stream for data order in the NON-private modes (never for DP sampling). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A permutation of 0..n-1 fixed by (seed, epoch), so a resumed run replays the same order. */
 export function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
-  const r = seededRandom((seed * 1000003 + epoch * 7919) >>> 0);
+  const r = mulberry32((seed * 1000003 + epoch * 7919) >>> 0);
   const p = Uint32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
