@@ -397,3 +397,46 @@ Deno.test("sweep CLI: a config file, per-mode --set and --out give the result fi
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+Deno.test("sweep: edited input data under unchanged settings retrains every run on the new cache", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "dplora-sweep-data-" });
+  try {
+    const rt = await gpu();
+    const model = await tinyModel(`${tmp}/model`);
+    const root = `${tmp}/data`;
+    await copyTree(TINY, root);
+    const config = configFromObject({
+      data: { format: "mimic-cxr", root, max_length: 24 },
+      model: { checkpoint: model, mode: "lora", lora: { rank: 2, alpha: 4 } },
+      train: { epochs: 1, batch_size: 64, physical_batch: 32, seed: 1 },
+    }, ROOT);
+    const opts = { out: `${tmp}/out`, epsilons: [4], seeds: 1, runtime: rt };
+    const first = await runSweep(config, opts);
+    assert.equal(first.trained.length, 3);
+    const key = async (dir: string) =>
+      JSON.parse(await Deno.readTextFile(`${dir}/data/manifest.json`)).key as string;
+    const oldKey = await key(`${opts.out}/data-run`);
+
+    // Same config, one label changed in the CSV: the content-keyed cache changes, so must the runs.
+    const csv = `${root}/mimic-cxr-2.0.0-chexpert.csv`;
+    const lines = (await Deno.readTextFile(csv)).split("\n");
+    lines[1] = lines[1].replace(/,1\.0,/, ",0.0,");
+    await Deno.writeTextFile(csv, lines.join("\n"));
+    const second = await runSweep(config, opts);
+    assert.deepEqual(second.reused, []);
+    assert.equal(second.trained.length, 3);
+    const newKey = await key(`${opts.out}/data-run`);
+    assert.notEqual(newKey, oldKey);
+    for (const n of second.trained) assert.equal(await key(`${opts.out}/runs/${n}`), newKey);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
