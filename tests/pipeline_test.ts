@@ -10,7 +10,7 @@ import { runPipeline } from "../pipeline/run.ts";
 import type { ProgressEvent } from "../pipeline/progress.ts";
 import { computeEpsilon } from "../pipeline/privacy/accountant/mod.ts";
 import { makeTinyCheckpoint } from "./fixtures/tiny_checkpoint.ts";
-import { gpu } from "./helpers.ts";
+import { freshSeed, gpu, rng } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TINY = `${ROOT}fixtures/data/mimic-tiny`;
@@ -176,5 +176,51 @@ Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async 
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("batches: ordering a Poisson sample by length keeps every record with its unit", async () => {
+  const { byLength } = await import("../pipeline/training/batches.ts");
+  const { PoissonSampler, UnitTable, splitMicroBatches } = await import(
+    "../pipeline/privacy/sampler.ts"
+  );
+  const seed = freshSeed();
+  const r = rng(seed);
+  const n = 130;
+  const patientOf = Array.from({ length: n }, () => Math.floor(r() * 40));
+  const lengths = Array.from({ length: n }, () => 1 + Math.floor(r() * 50));
+  const offsets = new Uint32Array(n + 1);
+  lengths.forEach((l, i) => (offsets[i + 1] = offsets[i] + l));
+  const split = { offsets } as unknown as Parameters<typeof byLength>[1];
+  const table = UnitTable.patients(patientOf);
+  const batch = new PoissonSampler(table, 0.5).sample();
+  const sorted = byLength(batch, split);
+  const unitOf = (b: typeof batch, k: number) => b.units[b.unitIndex[k]];
+  assert.deepEqual(
+    [...sorted.records].sort((a, b) => a - b),
+    [...batch.records].sort((a, b) => a - b),
+  );
+  const want = new Map<number, number>();
+  batch.records.forEach((rec, k) => want.set(rec, unitOf(batch, k)));
+  sorted.records.forEach((rec, k) => {
+    assert.equal(
+      unitOf(sorted, k),
+      want.get(rec),
+      `record ${rec} moved to another unit (seed ${seed})`,
+    );
+    if (k > 0 && sorted.unitIndex[k] === sorted.unitIndex[k - 1]) {
+      assert.equal(patientOf[rec], patientOf[sorted.records[k - 1]], "a unit is one patient");
+    }
+    const step = k > 0 ? sorted.unitIndex[k] - sorted.unitIndex[k - 1] : sorted.unitIndex[0];
+    assert.ok(step === 0 || step === 1, "unit indices start at 0, ascend by 1, units contiguous");
+  });
+  // Units ascend by their longest record, and micro-batches still respect unit boundaries.
+  const longest = (b: typeof batch, u: number) =>
+    Math.max(...[...b.records].filter((_, k) => b.unitIndex[k] === u).map((rec) => lengths[rec]));
+  for (let u = 1; u < sorted.units.length; u++) {
+    assert.ok(longest(sorted, u - 1) <= longest(sorted, u));
+  }
+  for (const mb of splitMicroBatches(sorted, 8)) {
+    assert.ok(mb.records.length <= 8);
   }
 });

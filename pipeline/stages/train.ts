@@ -32,7 +32,14 @@ import { DpStep } from "../privacy/dp_step.ts";
 import { PrivacyBudgetError } from "../privacy/errors.ts";
 import { BudgetGuard, Ledger } from "../privacy/ledger.ts";
 import { PoissonSampler, splitMicroBatches, UnitTable } from "../privacy/sampler.ts";
-import { chunks, encoderBatch, epochOrder, labeledBatch } from "../training/batches.ts";
+import {
+  byLength,
+  chunks,
+  encoderBatch,
+  epochOrder,
+  labeledBatch,
+  sortByLength,
+} from "../training/batches.ts";
 import { learningRate } from "../training/schedule.ts";
 import {
   readTrainState,
@@ -396,7 +403,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
           if (step >= plannedSteps) break;
           ctx.signal?.throwIfAborted();
           for (const o of opt) rt.clear(o.acc);
-          for (const mb of chunks(batch, tc.physical_batch)) {
+          for (const mb of chunks(sortByLength(batch, train), tc.physical_batch)) {
             lastLoss = enc.trainStep(labeledBatch(train, mb, multiClass));
             lastLossRows = mb.length;
             params.forEach((p, i) => axpy(rt, 1, p.grad, opt[i].acc));
@@ -431,7 +438,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
           epoch,
           rng: "csprng",
         });
-        const batch = smp.sample();
+        const batch = byLength(smp.sample(), train);
         const micro = splitMicroBatches(batch, tc.physical_batch);
         const grads = await ds.run(step, batch, micro, {
           perSample: (mb) => {
