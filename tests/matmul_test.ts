@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { Runtime } from "../pipeline/gpu/runtime.ts";
 import { ShapeError } from "../pipeline/gpu/errors.ts";
 import type { GpuTensor } from "../pipeline/gpu/tensor.ts";
-import { matmul, matmulStrided, type MatmulVariant } from "../pipeline/gpu/ops/matmul.ts";
+import {
+  defaultVariant,
+  matmul,
+  matmulStrided,
+  type MatmulVariant,
+  uboChunks,
+} from "../pipeline/gpu/ops/matmul.ts";
 import { assertClose, finiteDiff, freshSeed, randn, relErr, rng, toF32 } from "./helpers.ts";
 import { refMatmul } from "./reference/linalg.ts";
 
@@ -17,7 +23,7 @@ function gpu(): Promise<Runtime> {
 // 1e-6·√K leaves a 16× margin and still catches any wrong index (errors of order 1).
 const tolK = (K: number) => 1e-6 * Math.sqrt(Math.max(K, 1));
 
-const VARIANTS: MatmulVariant[] = ["reg", "tiled"];
+const VARIANTS: MatmulVariant[] = ["reg", "tiled", "ubo"];
 const SIZES: [number, number, number][] = [
   [1, 1, 1],
   [7, 33, 130],
@@ -247,6 +253,92 @@ Deno.test("matmul: linear backward (dX = G·W, dW = Gᵀ·X) matches finite diff
     }
     for (const t of [tx, tw, tg, dx, dw]) rt.release(t);
   }
+});
+
+Deno.test("matmul ubo: N and K chunks, strided/offset operands, chunk buffers reused in one submit", async () => {
+  const rt = await gpu();
+  const seed = freshSeed();
+  const r = rng(seed);
+  // GEMM 1: 2 batches of op(A)[70, 300] · op(B)[300, 133] (B = Wᵀ shared) → 2 N-chunks × 3
+  // K-chunks, with padded leading dimensions, offsets, bias, accumulate and α.
+  const [M, N, K, S] = [70, 133, 300, 2];
+  assert.deepEqual(uboChunks(K, N), { nv: 32, kc: 128 });
+  const [lda, ldb, ldc, offA, offB, offC] = [K + 3, K + 1, N + 2, 5, 11, 3];
+  const sA = M * lda + 7;
+  const sC = M * ldc + 1;
+  const ha = toF32(randn(offA + S * sA, r));
+  const hb = toF32(randn(offB + N * ldb, r));
+  const hbias = toF32(randn(N, r));
+  const hc = toF32(randn(offC + S * sC, r));
+  const ta = up(rt, ha, [ha.length], "a");
+  const tb = up(rt, hb, [hb.length], "w");
+  const tbias = up(rt, hbias, [N], "bias");
+  const tc = up(rt, hc, [hc.length], "c");
+  matmulStrided(rt, {
+    a: ta,
+    b: tb,
+    out: tc,
+    M,
+    N,
+    K,
+    transB: true,
+    lda,
+    ldb,
+    ldc,
+    offA,
+    offB,
+    offC,
+    batch: { count: S, strideA: sA, strideB: 0, strideC: sC },
+    bias: tbias,
+    accumulate: true,
+    alpha: -0.5,
+    variant: "ubo",
+  });
+  // GEMM 2, recorded before anything is submitted: reuses chunk buffer 0 for another B
+  // (K = 1000, N = 7: one chunk, transposed A).
+  const [M2, N2, K2] = [33, 7, 1000];
+  assert.deepEqual(uboChunks(K2, N2), { nv: 2, kc: 1000 });
+  const ha2 = toF32(randn(K2 * M2, r));
+  const hb2 = toF32(randn(K2 * N2, r));
+  const ta2 = up(rt, ha2, [K2, M2], "a2");
+  const tb2 = up(rt, hb2, [K2, N2], "b2");
+  const tc2 = rt.empty([M2, N2], "c2");
+  rt.fill(tc2, NaN);
+  matmul(rt, ta2, tb2, { transA: true, out: tc2, variant: "ubo" });
+  const [g1, g2] = await rt.readMany([tc, tc2]);
+  for (let z = 0; z < S; z++) {
+    const a = new Float64Array(M * K);
+    const b = new Float64Array(N * K);
+    const c0 = new Float64Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let k = 0; k < K; k++) a[m * K + k] = ha[offA + z * sA + m * lda + k];
+      for (let n = 0; n < N; n++) c0[m * N + n] = hc[offC + z * sC + m * ldc + n];
+    }
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) b[n * K + k] = hb[offB + n * ldb + k];
+    const want = refMatmul(a, b, M, N, K, { transB: true, bias: hbias, c: c0, alpha: -0.5 });
+    const got = new Float64Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) got[m * N + n] = g1[offC + z * sC + m * ldc + n];
+    }
+    assertClose(relErr(got, want), tolK(K), `ubo strided batch ${z}`, seed);
+  }
+  // Elements between the rows/batches (padding) must be untouched.
+  for (let z = 0; z < S; z++) {
+    for (let m = 0; m < M; m++) {
+      for (let n = N; n < ldc && offC + z * sC + m * ldc + n < hc.length; n++) {
+        const i = offC + z * sC + m * ldc + n;
+        assert.equal(g1[i], Math.fround(hc[i]), `padding C[${i}] was written (seed ${seed})`);
+      }
+    }
+  }
+  const want2 = refMatmul(ha2, hb2, M2, N2, K2, { transA: true });
+  assertClose(relErr(g2, want2), tolK(K2), "ubo second GEMM sharing chunk 0", seed);
+  for (const t of [ta, tb, tbias, tc, ta2, tb2, tc2]) rt.release(t);
+});
+
+Deno.test("matmul: the software adapter defaults to ubo, a GPU to tiled", async () => {
+  const rt = await gpu();
+  assert.equal(defaultVariant(rt), rt.info.isFallback ? "ubo" : "tiled");
 });
 
 Deno.test("matmul: shape errors name the tensor", async () => {

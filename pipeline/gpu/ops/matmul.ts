@@ -5,14 +5,21 @@
  *   y  = x·Wᵀ + b  → matmul(rt, x, w, { transB: true, bias: b })
  *   dX = dY·W      → matmul(rt, dy, w)
  *   dW += dYᵀ·X    → matmul(rt, dy, x, { transA: true, out: dw, accumulate: true })
- * The kernel variant is chosen per adapter (see shaders/matmul.wgsl): `reg` on software
- * adapters, `tiled` elsewhere; tests force each one.
+ * The kernel variant is chosen per adapter (see shaders/matmul.wgsl): `ubo` on software
+ * adapters (falling back to `reg` where B differs per batch, or K = 0), `tiled` elsewhere; tests
+ * force each one.
+ *
+ * `ubo` needs buffers with UNIFORM usage, which the runtime's pool does not make: this module
+ * keeps its own per-runtime list of 64 KiB chunk buffers (grown to the most chunks one call has
+ * needed, reused by every later call; not counted in `rt.allocatedBytes`). Reuse within one
+ * command encoder is safe because dispatches execute in recording order and WebGPU orders a
+ * buffer's storage write (pack) before a later uniform read (GEMM) and vice versa.
  */
 import { params, type Runtime } from "../runtime.ts";
 import { ShapeError } from "../errors.ts";
-import { expectShape, type GpuTensor } from "../tensor.ts";
+import { expectShape, GpuTensor } from "../tensor.ts";
 
-export type MatmulVariant = "reg" | "tiled";
+export type MatmulVariant = "reg" | "tiled" | "ubo";
 
 export interface MatmulOptions {
   /** A is stored [K, M] (per batch) and used transposed. */
@@ -70,10 +77,41 @@ export interface StridedMatmul {
 }
 
 const dummies = new WeakMap<Runtime, GpuTensor>();
+const chunkBuffers = new WeakMap<Runtime, GPUBuffer[]>();
+
+/** vec4 slots in one uniform chunk: 64 KiB, the WebGPU default maxUniformBufferBindingSize. */
+const CHUNK_VEC4 = 4096;
+/** Widest chunk in vec4 columns (128 floats: two 64-column workgroup tiles). */
+const MAX_NV = 32;
 
 /** The variant this adapter runs best (measured: see shaders/matmul.wgsl header). */
 export function defaultVariant(rt: Runtime): MatmulVariant {
-  return rt.info.isFallback ? "reg" : "tiled";
+  return rt.info.isFallback ? "ubo" : "tiled";
+}
+
+function chunkBuffer(rt: Runtime, i: number): GpuTensor {
+  let list = chunkBuffers.get(rt);
+  if (!list) {
+    list = [];
+    chunkBuffers.set(rt, list);
+  }
+  while (list.length <= i) {
+    list.push(rt.device.createBuffer({
+      label: `matmul.ubo-chunk${list.length}`,
+      size: CHUNK_VEC4 * 16,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE,
+    }));
+  }
+  return new GpuTensor(list[i], [CHUNK_VEC4 * 4], "f32", `matmul.ubo-chunk${i}`);
+}
+
+/**
+ * How op(B) [K, N] is cut into uniform chunks: nv vec4 columns × kc rows each (kc·nv ≤ 4096).
+ * The full K in one chunk when it fits, so only wide K splits into accumulated passes.
+ */
+export function uboChunks(K: number, N: number): { nv: number; kc: number } {
+  const nv = Math.min(Math.ceil(N / 4), MAX_NV);
+  return { nv, kc: Math.min(K, Math.floor(CHUNK_VEC4 / nv)) };
 }
 
 /**
@@ -195,7 +233,9 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
       );
     }
   }
-  const variant = s.variant ?? defaultVariant(rt);
+  let variant = s.variant ?? defaultVariant(rt);
+  // mm_ubo packs one B for the whole dispatch; with K = 0 there is nothing to pack.
+  if (variant === "ubo" && (sBo !== 0 || sBi !== 0 || K === 0)) variant = "reg";
   let bias = s.bias;
   if (!bias) {
     bias = dummies.get(rt);
@@ -204,38 +244,68 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
       dummies.set(rt, bias);
     }
   }
+  const base = [
+    M,
+    N,
+    K,
+    s.lda,
+    s.ldb,
+    s.ldc,
+    s.offA ?? 0,
+    s.offB ?? 0,
+    s.offC ?? 0,
+    inner,
+    sAo,
+    sAi,
+    sBo,
+    sBi,
+    sCo,
+    sCi,
+  ];
+  const alpha = [s.alpha ?? 1];
+  const TA = s.transA ? 1 : 0;
+  const TB = s.transB ? 1 : 0;
+  if (variant === "ubo") {
+    const { nv, kc } = uboChunks(K, N);
+    let i = 0;
+    for (let n0 = 0; n0 < N; n0 += 4 * nv) {
+      for (let k0 = 0; k0 < K; k0 += kc) {
+        const chunk = chunkBuffer(rt, i++);
+        const kcc = Math.min(kc, K - k0);
+        const u = params([...base, k0, n0, nv, kcc], alpha);
+        rt.dispatch({
+          shader: "matmul.wgsl",
+          entry: "mm_pack",
+          bindings: { 2: s.b, 6: chunk },
+          params: u,
+          workgroups: [Math.ceil((kcc * nv * 4) / 256)],
+          constants: { TB },
+        });
+        // Later K chunks add onto the first one's result (which carries the bias and old C).
+        const first = k0 === 0;
+        rt.dispatch({
+          shader: "matmul.wgsl",
+          entry: "mm_ubo",
+          bindings: { 1: s.a, 3: s.out, 4: bias, 5: chunk.buffer },
+          params: u,
+          workgroups: [Math.ceil(nv / 16), Math.ceil(M / 64), count],
+          constants: {
+            TA,
+            HAS_BIAS: first && s.bias ? 1 : 0,
+            ACC: !first || s.accumulate ? 1 : 0,
+          },
+        });
+      }
+    }
+    return;
+  }
   rt.dispatch({
     shader: "matmul.wgsl",
     entry: variant === "reg" ? "mm_reg" : "mm_tiled",
     bindings: { 1: s.a, 2: s.b, 3: s.out, 4: bias },
-    params: params(
-      [
-        M,
-        N,
-        K,
-        s.lda,
-        s.ldb,
-        s.ldc,
-        s.offA ?? 0,
-        s.offB ?? 0,
-        s.offC ?? 0,
-        inner,
-        sAo,
-        sAi,
-        sBo,
-        sBi,
-        sCo,
-        sCi,
-      ],
-      [s.alpha ?? 1],
-    ),
+    params: params([...base, 0, 0, 0, 0], alpha),
     // Both variants cover a 64 × 64 output tile per workgroup.
     workgroups: [Math.ceil(N / 64), Math.ceil(M / 64), count],
-    constants: {
-      TA: s.transA ? 1 : 0,
-      TB: s.transB ? 1 : 0,
-      HAS_BIAS: s.bias ? 1 : 0,
-      ACC: s.accumulate ? 1 : 0,
-    },
+    constants: { TA, TB, HAS_BIAS: s.bias ? 1 : 0, ACC: s.accumulate ? 1 : 0 },
   });
 }
