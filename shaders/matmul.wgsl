@@ -21,10 +21,15 @@
 //   columns n0 … n0 + 4nv − 1 of op(B) rows k0 … k0 + kc − 1, zero past N), and the GEMM reads B
 //   from there; only A stays in storage. One mm_pack + one mm_ubo dispatch per chunk; chunks
 //   along K after the first accumulate into C (bias only in the first). Each invocation owns
-//   8 rows × 2 vec4 columns (16 named vec4 accumulators, as mm_reg), lanes (local x) run along
-//   columns so the 8 lanes of a SIMD group read the same A element; workgroup 8×8 → 64 × 64.
-//   Measured (lavapipe, 2 vCPU shared with ~8 jobs, load ≈ 5, best of 3, 2026-11-28):
-//   2048×128·128×128ᵀ 2.2–5.7 GFLOP/s (mm_reg) → 4.4–9.4; 2048×128·512×128ᵀ 2.5 → 5.4.
+//   16 rows × 4 vec4 columns (64 named vec4 accumulators: LLVM spills some, but a spilled
+//   accumulator costs one vector load/store, a storage element costs a per-lane loop), lanes
+//   (local x) run along columns so the 8 lanes of a SIMD group read the same A element;
+//   workgroup 8×2 → a 32 × 128 output tile. Measured block shapes (rows × vec4 columns, median
+//   GFLOP/s over 2048×128·128×128ᵀ, 2048×512·128ᵀ, 2048×128·512: lavapipe, 2 vCPU shared,
+//   load 3–5): 8×2 4.5–5.0; 8×4 5.8–6.2; 12×4 5.8–6.5; 16×4 6.6–6.9; 32×4 5.3–7.1; 16×8 4.2–8.4;
+//   4×8 3.0–4.8 (mm_reg 8×8 scalar-column: 3.2–3.6). Workgroup 8×1 … 8×8 made no difference.
+//   Also tried and dropped: A in uniform chunks too (copied rows, vec4 along k): no clear win,
+//   16× the dispatches.
 // * `mm_reg` — for CPU adapters (llvmpipe/lavapipe, isFallback). llvmpipe runs 8 invocations as
 //   SIMD lanes and turns every storage load inside a loop into a scalar loop over the lanes, and
 //   shared memory costs the same loop plus coroutine switches at each barrier. So there is no
@@ -243,87 +248,231 @@ fn mm_pack(@builtin(global_invocation_id) gid: vec3u) {
   Bpack[e] = v;
 }
 
-@compute @workgroup_size(8, 8, 1)
+const URB: u32 = 16u; // rows per invocation
+const UCV: u32 = 4u; // vec4 columns per invocation (16 floats)
+const UWX: u32 = 8u; // workgroup 8 × 2 invocations → a 32 × 128 output tile
+const UWY: u32 = 2u;
+
+@compute @workgroup_size(8, 2, 1)
 fn mm_ubo(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let bs = bases(wid.z);
-  let jb = (wid.x * WR + lid.x) * 2u; // first of this invocation's two vec4 columns in the chunk
-  let m0 = (wid.y * WR + lid.y) * RB;
+  let jb = (wid.x * UWX + lid.x) * UCV; // first of this invocation's vec4 columns in the chunk
+  let m0 = (wid.y * UWY + lid.y) * URB;
   // Clamped for loading (no lane-dependent branch in the k loop); out-of-range stores skipped.
-  let j0 = min(jb, p.nv - 1u);
-  let j1 = min(jb + 1u, p.nv - 1u);
+  let jx = p.nv - 1u;
   let mx = p.M - 1u;
-  let m_0 = vec4u(min(m0, mx), min(m0 + 1u, mx), min(m0 + 2u, mx), min(m0 + 3u, mx));
-  let m_1 = vec4u(min(m0 + 4u, mx), min(m0 + 5u, mx), min(m0 + 6u, mx), min(m0 + 7u, mx));
-  var c00 = vec4f(0.0);
-  var c01 = vec4f(0.0);
-  var c10 = vec4f(0.0);
-  var c11 = vec4f(0.0);
-  var c20 = vec4f(0.0);
-  var c21 = vec4f(0.0);
-  var c30 = vec4f(0.0);
-  var c31 = vec4f(0.0);
-  var c40 = vec4f(0.0);
-  var c41 = vec4f(0.0);
-  var c50 = vec4f(0.0);
-  var c51 = vec4f(0.0);
-  var c60 = vec4f(0.0);
-  var c61 = vec4f(0.0);
-  var c70 = vec4f(0.0);
-  var c71 = vec4f(0.0);
+  let j0 = min(jb + 0u, jx);
+  let j1 = min(jb + 1u, jx);
+  let j2 = min(jb + 2u, jx);
+  let j3 = min(jb + 3u, jx);
+  let r0 = min(m0 + 0u, mx);
+  let r1 = min(m0 + 1u, mx);
+  let r2 = min(m0 + 2u, mx);
+  let r3 = min(m0 + 3u, mx);
+  let r4 = min(m0 + 4u, mx);
+  let r5 = min(m0 + 5u, mx);
+  let r6 = min(m0 + 6u, mx);
+  let r7 = min(m0 + 7u, mx);
+  let r8 = min(m0 + 8u, mx);
+  let r9 = min(m0 + 9u, mx);
+  let r10 = min(m0 + 10u, mx);
+  let r11 = min(m0 + 11u, mx);
+  let r12 = min(m0 + 12u, mx);
+  let r13 = min(m0 + 13u, mx);
+  let r14 = min(m0 + 14u, mx);
+  let r15 = min(m0 + 15u, mx);
+  var c0_0 = vec4f(0.0);
+  var c0_1 = vec4f(0.0);
+  var c0_2 = vec4f(0.0);
+  var c0_3 = vec4f(0.0);
+  var c1_0 = vec4f(0.0);
+  var c1_1 = vec4f(0.0);
+  var c1_2 = vec4f(0.0);
+  var c1_3 = vec4f(0.0);
+  var c2_0 = vec4f(0.0);
+  var c2_1 = vec4f(0.0);
+  var c2_2 = vec4f(0.0);
+  var c2_3 = vec4f(0.0);
+  var c3_0 = vec4f(0.0);
+  var c3_1 = vec4f(0.0);
+  var c3_2 = vec4f(0.0);
+  var c3_3 = vec4f(0.0);
+  var c4_0 = vec4f(0.0);
+  var c4_1 = vec4f(0.0);
+  var c4_2 = vec4f(0.0);
+  var c4_3 = vec4f(0.0);
+  var c5_0 = vec4f(0.0);
+  var c5_1 = vec4f(0.0);
+  var c5_2 = vec4f(0.0);
+  var c5_3 = vec4f(0.0);
+  var c6_0 = vec4f(0.0);
+  var c6_1 = vec4f(0.0);
+  var c6_2 = vec4f(0.0);
+  var c6_3 = vec4f(0.0);
+  var c7_0 = vec4f(0.0);
+  var c7_1 = vec4f(0.0);
+  var c7_2 = vec4f(0.0);
+  var c7_3 = vec4f(0.0);
+  var c8_0 = vec4f(0.0);
+  var c8_1 = vec4f(0.0);
+  var c8_2 = vec4f(0.0);
+  var c8_3 = vec4f(0.0);
+  var c9_0 = vec4f(0.0);
+  var c9_1 = vec4f(0.0);
+  var c9_2 = vec4f(0.0);
+  var c9_3 = vec4f(0.0);
+  var c10_0 = vec4f(0.0);
+  var c10_1 = vec4f(0.0);
+  var c10_2 = vec4f(0.0);
+  var c10_3 = vec4f(0.0);
+  var c11_0 = vec4f(0.0);
+  var c11_1 = vec4f(0.0);
+  var c11_2 = vec4f(0.0);
+  var c11_3 = vec4f(0.0);
+  var c12_0 = vec4f(0.0);
+  var c12_1 = vec4f(0.0);
+  var c12_2 = vec4f(0.0);
+  var c12_3 = vec4f(0.0);
+  var c13_0 = vec4f(0.0);
+  var c13_1 = vec4f(0.0);
+  var c13_2 = vec4f(0.0);
+  var c13_3 = vec4f(0.0);
+  var c14_0 = vec4f(0.0);
+  var c14_1 = vec4f(0.0);
+  var c14_2 = vec4f(0.0);
+  var c14_3 = vec4f(0.0);
+  var c15_0 = vec4f(0.0);
+  var c15_1 = vec4f(0.0);
+  var c15_2 = vec4f(0.0);
+  var c15_3 = vec4f(0.0);
   for (var k = 0u; k < p.kc; k++) {
     let row = k * p.nv;
     let b0 = Bu[row + j0];
     let b1 = Bu[row + j1];
+    let b2 = Bu[row + j2];
+    let b3 = Bu[row + j3];
     let ka = p.k0 + k;
-    let a0 = vec4f(a_at(bs.a, m_0.x, ka));
-    c00 = fma(a0, b0, c00);
-    c01 = fma(a0, b1, c01);
-    let a1 = vec4f(a_at(bs.a, m_0.y, ka));
-    c10 = fma(a1, b0, c10);
-    c11 = fma(a1, b1, c11);
-    let a2 = vec4f(a_at(bs.a, m_0.z, ka));
-    c20 = fma(a2, b0, c20);
-    c21 = fma(a2, b1, c21);
-    let a3 = vec4f(a_at(bs.a, m_0.w, ka));
-    c30 = fma(a3, b0, c30);
-    c31 = fma(a3, b1, c31);
-    let a4 = vec4f(a_at(bs.a, m_1.x, ka));
-    c40 = fma(a4, b0, c40);
-    c41 = fma(a4, b1, c41);
-    let a5 = vec4f(a_at(bs.a, m_1.y, ka));
-    c50 = fma(a5, b0, c50);
-    c51 = fma(a5, b1, c51);
-    let a6 = vec4f(a_at(bs.a, m_1.z, ka));
-    c60 = fma(a6, b0, c60);
-    c61 = fma(a6, b1, c61);
-    let a7 = vec4f(a_at(bs.a, m_1.w, ka));
-    c70 = fma(a7, b0, c70);
-    c71 = fma(a7, b1, c71);
+    let a0 = vec4f(a_at(bs.a, r0, ka));
+    c0_0 = fma(a0, b0, c0_0);
+    c0_1 = fma(a0, b1, c0_1);
+    c0_2 = fma(a0, b2, c0_2);
+    c0_3 = fma(a0, b3, c0_3);
+    let a1 = vec4f(a_at(bs.a, r1, ka));
+    c1_0 = fma(a1, b0, c1_0);
+    c1_1 = fma(a1, b1, c1_1);
+    c1_2 = fma(a1, b2, c1_2);
+    c1_3 = fma(a1, b3, c1_3);
+    let a2 = vec4f(a_at(bs.a, r2, ka));
+    c2_0 = fma(a2, b0, c2_0);
+    c2_1 = fma(a2, b1, c2_1);
+    c2_2 = fma(a2, b2, c2_2);
+    c2_3 = fma(a2, b3, c2_3);
+    let a3 = vec4f(a_at(bs.a, r3, ka));
+    c3_0 = fma(a3, b0, c3_0);
+    c3_1 = fma(a3, b1, c3_1);
+    c3_2 = fma(a3, b2, c3_2);
+    c3_3 = fma(a3, b3, c3_3);
+    let a4 = vec4f(a_at(bs.a, r4, ka));
+    c4_0 = fma(a4, b0, c4_0);
+    c4_1 = fma(a4, b1, c4_1);
+    c4_2 = fma(a4, b2, c4_2);
+    c4_3 = fma(a4, b3, c4_3);
+    let a5 = vec4f(a_at(bs.a, r5, ka));
+    c5_0 = fma(a5, b0, c5_0);
+    c5_1 = fma(a5, b1, c5_1);
+    c5_2 = fma(a5, b2, c5_2);
+    c5_3 = fma(a5, b3, c5_3);
+    let a6 = vec4f(a_at(bs.a, r6, ka));
+    c6_0 = fma(a6, b0, c6_0);
+    c6_1 = fma(a6, b1, c6_1);
+    c6_2 = fma(a6, b2, c6_2);
+    c6_3 = fma(a6, b3, c6_3);
+    let a7 = vec4f(a_at(bs.a, r7, ka));
+    c7_0 = fma(a7, b0, c7_0);
+    c7_1 = fma(a7, b1, c7_1);
+    c7_2 = fma(a7, b2, c7_2);
+    c7_3 = fma(a7, b3, c7_3);
+    let a8 = vec4f(a_at(bs.a, r8, ka));
+    c8_0 = fma(a8, b0, c8_0);
+    c8_1 = fma(a8, b1, c8_1);
+    c8_2 = fma(a8, b2, c8_2);
+    c8_3 = fma(a8, b3, c8_3);
+    let a9 = vec4f(a_at(bs.a, r9, ka));
+    c9_0 = fma(a9, b0, c9_0);
+    c9_1 = fma(a9, b1, c9_1);
+    c9_2 = fma(a9, b2, c9_2);
+    c9_3 = fma(a9, b3, c9_3);
+    let a10 = vec4f(a_at(bs.a, r10, ka));
+    c10_0 = fma(a10, b0, c10_0);
+    c10_1 = fma(a10, b1, c10_1);
+    c10_2 = fma(a10, b2, c10_2);
+    c10_3 = fma(a10, b3, c10_3);
+    let a11 = vec4f(a_at(bs.a, r11, ka));
+    c11_0 = fma(a11, b0, c11_0);
+    c11_1 = fma(a11, b1, c11_1);
+    c11_2 = fma(a11, b2, c11_2);
+    c11_3 = fma(a11, b3, c11_3);
+    let a12 = vec4f(a_at(bs.a, r12, ka));
+    c12_0 = fma(a12, b0, c12_0);
+    c12_1 = fma(a12, b1, c12_1);
+    c12_2 = fma(a12, b2, c12_2);
+    c12_3 = fma(a12, b3, c12_3);
+    let a13 = vec4f(a_at(bs.a, r13, ka));
+    c13_0 = fma(a13, b0, c13_0);
+    c13_1 = fma(a13, b1, c13_1);
+    c13_2 = fma(a13, b2, c13_2);
+    c13_3 = fma(a13, b3, c13_3);
+    let a14 = vec4f(a_at(bs.a, r14, ka));
+    c14_0 = fma(a14, b0, c14_0);
+    c14_1 = fma(a14, b1, c14_1);
+    c14_2 = fma(a14, b2, c14_2);
+    c14_3 = fma(a14, b3, c14_3);
+    let a15 = vec4f(a_at(bs.a, r15, ka));
+    c15_0 = fma(a15, b0, c15_0);
+    c15_1 = fma(a15, b1, c15_1);
+    c15_2 = fma(a15, b2, c15_2);
+    c15_3 = fma(a15, b3, c15_3);
   }
-  // Columns past this chunk (jb + i ≥ nv) belong to the next chunk's dispatch: not stored.
-  let nA = select(p.N, p.n0 + jb * 4u, jb < p.nv);
-  let nB = select(p.N, p.n0 + jb * 4u + 4u, jb + 1u < p.nv);
-  storeUbo(bs.c, m0 + 0u, nA, nB, c00, c01);
-  storeUbo(bs.c, m0 + 1u, nA, nB, c10, c11);
-  storeUbo(bs.c, m0 + 2u, nA, nB, c20, c21);
-  storeUbo(bs.c, m0 + 3u, nA, nB, c30, c31);
-  storeUbo(bs.c, m0 + 4u, nA, nB, c40, c41);
-  storeUbo(bs.c, m0 + 5u, nA, nB, c50, c51);
-  storeUbo(bs.c, m0 + 6u, nA, nB, c60, c61);
-  storeUbo(bs.c, m0 + 7u, nA, nB, c70, c71);
+  // Columns past this chunk (jb + i ≥ nv) belong to another dispatch: start N = not stored.
+  let n0 = select(p.N, p.n0 + (jb + 0u) * 4u, jb + 0u < p.nv);
+  let n1 = select(p.N, p.n0 + (jb + 1u) * 4u, jb + 1u < p.nv);
+  let n2 = select(p.N, p.n0 + (jb + 2u) * 4u, jb + 2u < p.nv);
+  let n3 = select(p.N, p.n0 + (jb + 3u) * 4u, jb + 3u < p.nv);
+  storeRow(bs.c, m0 + 0u, vec4u(n0, n1, n2, n3), c0_0, c0_1, c0_2, c0_3);
+  storeRow(bs.c, m0 + 1u, vec4u(n0, n1, n2, n3), c1_0, c1_1, c1_2, c1_3);
+  storeRow(bs.c, m0 + 2u, vec4u(n0, n1, n2, n3), c2_0, c2_1, c2_2, c2_3);
+  storeRow(bs.c, m0 + 3u, vec4u(n0, n1, n2, n3), c3_0, c3_1, c3_2, c3_3);
+  storeRow(bs.c, m0 + 4u, vec4u(n0, n1, n2, n3), c4_0, c4_1, c4_2, c4_3);
+  storeRow(bs.c, m0 + 5u, vec4u(n0, n1, n2, n3), c5_0, c5_1, c5_2, c5_3);
+  storeRow(bs.c, m0 + 6u, vec4u(n0, n1, n2, n3), c6_0, c6_1, c6_2, c6_3);
+  storeRow(bs.c, m0 + 7u, vec4u(n0, n1, n2, n3), c7_0, c7_1, c7_2, c7_3);
+  storeRow(bs.c, m0 + 8u, vec4u(n0, n1, n2, n3), c8_0, c8_1, c8_2, c8_3);
+  storeRow(bs.c, m0 + 9u, vec4u(n0, n1, n2, n3), c9_0, c9_1, c9_2, c9_3);
+  storeRow(bs.c, m0 + 10u, vec4u(n0, n1, n2, n3), c10_0, c10_1, c10_2, c10_3);
+  storeRow(bs.c, m0 + 11u, vec4u(n0, n1, n2, n3), c11_0, c11_1, c11_2, c11_3);
+  storeRow(bs.c, m0 + 12u, vec4u(n0, n1, n2, n3), c12_0, c12_1, c12_2, c12_3);
+  storeRow(bs.c, m0 + 13u, vec4u(n0, n1, n2, n3), c13_0, c13_1, c13_2, c13_3);
+  storeRow(bs.c, m0 + 14u, vec4u(n0, n1, n2, n3), c14_0, c14_1, c14_2, c14_3);
+  storeRow(bs.c, m0 + 15u, vec4u(n0, n1, n2, n3), c15_0, c15_1, c15_2, c15_3);
 }
 
-// Store 4 columns from nA and 4 from nB of row m (a start of N means "none": n < N fails).
-fn storeUbo(cb: u32, m: u32, nA: u32, nB: u32, v0: vec4f, v1: vec4f) {
+// Store row m's four vec4 column groups starting at ns (a start of N stores nothing).
+fn storeRow(cb: u32, m: u32, ns: vec4u, v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f) {
   if (m >= p.M) {
     return;
   }
   for (var j = 0u; j < 4u; j++) {
-    if (nA + j < p.N) {
-      store(cb, m, nA + j, v0[j]);
+    if (ns.x + j < p.N) {
+      store(cb, m, ns.x + j, v0[j]);
     }
-    if (nB + j < p.N) {
-      store(cb, m, nB + j, v1[j]);
+    if (ns.y + j < p.N) {
+      store(cb, m, ns.y + j, v1[j]);
+    }
+    if (ns.z + j < p.N) {
+      store(cb, m, ns.z + j, v2[j]);
+    }
+    if (ns.w + j < p.N) {
+      store(cb, m, ns.w + j, v3[j]);
     }
   }
 }

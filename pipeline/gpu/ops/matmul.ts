@@ -288,7 +288,8 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
           entry: "mm_ubo",
           bindings: { 1: s.a, 3: s.out, 4: bias, 5: chunk.buffer },
           params: u,
-          workgroups: [Math.ceil(nv / 16), Math.ceil(M / 64), count],
+          // 8 × 2 invocations of 16 rows × 4 vec4 columns: a 32 × 128 tile per workgroup.
+          workgroups: [Math.ceil(nv / 32), Math.ceil(M / 32), count],
           constants: {
             TA,
             HAS_BIAS: first && s.bias ? 1 : 0,
