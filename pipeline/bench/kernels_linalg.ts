@@ -106,7 +106,9 @@ function loraDownCase(T: number, dIn: number, r: number): KernelBenchCase {
   };
 }
 
-const variants: MatmulVariant[] = ["reg", "tiled"];
+const variants: MatmulVariant[] = ["reg", "tiled", "ubo"];
+/** The variants a software adapter chooses between (`tiled` is the GPU one). */
+const cpuVariants: MatmulVariant[] = ["reg", "ubo"];
 
 export const linalgCases: KernelBenchCase[] = [
   ...variants.flatMap((v) => [
@@ -114,10 +116,22 @@ export const linalgCases: KernelBenchCase[] = [
     gemmCase(1024, 1024, 1024, false, v),
     gemmCase(1024, 1024, 1024, true, v),
   ]),
+  // BERT-tiny encoder linears as the default run trains them (rows = 32 samples × T 64):
+  // forward y = x·Wᵀ for q/k/v/o (128→128), FFN in (128→512), FFN out (512→128); backward
+  // dX = dY·W for FFN in (K 512) and FFN out (K 128).
+  ...cpuVariants.flatMap((v) => [
+    gemmCase(2048, 128, 128, true, v),
+    gemmCase(2048, 512, 128, true, v),
+    gemmCase(2048, 128, 512, true, v),
+    gemmCase(2048, 128, 512, false, v),
+    gemmCase(2048, 512, 128, false, v),
+  ]),
   // BERT-small linear shapes (batch 32 × seq 128 tokens), y = x·Wᵀ.
-  gemmCase(4096, 512, 512, true, "reg"),
-  gemmCase(4096, 2048, 512, true, "reg"),
+  ...cpuVariants.flatMap((v) => [
+    gemmCase(4096, 512, 512, true, v),
+    gemmCase(4096, 2048, 512, true, v),
+  ]),
   // The LoRA bottleneck h = x·Aᵀ (r = 8), as the skinny kernel and as a GEMM.
   loraDownCase(4096, 256, 8),
-  gemmCase(4096, 8, 256, true, "reg"),
+  ...cpuVariants.map((v) => gemmCase(4096, 8, 256, true, v)),
 ];
