@@ -8,6 +8,7 @@ import {
   matmulStrided,
   type MatmulVariant,
   uboChunks,
+  uboFits,
 } from "../pipeline/gpu/ops/matmul.ts";
 import { assertClose, finiteDiff, freshSeed, randn, relErr, rng, toF32 } from "./helpers.ts";
 import { refMatmul } from "./reference/linalg.ts";
@@ -339,6 +340,16 @@ Deno.test("matmul ubo: N and K chunks, strided/offset operands, chunk buffers re
 Deno.test("matmul: the software adapter defaults to ubo, a GPU to tiled", async () => {
   const rt = await gpu();
   assert.equal(defaultVariant(rt), rt.info.isFallback ? "ubo" : "tiled");
+});
+
+Deno.test("matmul: ubo is chosen by default only where it pays (no dispatch explosion)", () => {
+  assert.equal(uboFits(2048, 128, 128, true), true); // encoder linears
+  assert.equal(uboFits(2048, 512, 512, true), true); // 4 × 4 chunks
+  assert.equal(uboFits(2048, 128, 128, false), false); // B differs per batch
+  assert.equal(uboFits(2048, 128, 0, true), false); // nothing to pack
+  assert.equal(uboFits(1, 4_387_726, 32, true), false); // a row-vector product over all params
+  assert.equal(uboFits(4096, 4096, 4096, true), false); // 32 × 32 chunks
+  assert.equal(uboFits(16, 128, 128, true), false); // less than one row tile
 });
 
 Deno.test("matmul: shape errors name the tensor", async () => {

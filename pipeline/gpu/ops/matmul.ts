@@ -105,6 +105,21 @@ function chunkBuffer(rt: Runtime, i: number): GpuTensor {
   return new GpuTensor(list[i], [CHUNK_VEC4 * 4], "f32", `matmul.ubo-chunk${i}`);
 }
 
+/** Most chunk dispatches one `ubo` call may record before `reg` (one dispatch) is cheaper. */
+const MAX_UBO_CHUNKS = 64;
+
+/**
+ * Whether `ubo` suits a GEMM of `rows` output rows (all batches) × N × K: B must be one matrix
+ * for the whole call (it is packed once), K > 0 (nothing to pack otherwise), at most
+ * MAX_UBO_CHUNKS chunks (each costs a pack and a dispatch: a 1 × 4·10⁶ row-vector product
+ * would otherwise record 34 000 of them), and at least one 32-row tile of rows.
+ */
+export function uboFits(rows: number, N: number, K: number, sharedB: boolean): boolean {
+  if (!sharedB || K === 0 || rows < 32) return false;
+  const { nv, kc } = uboChunks(K, N);
+  return Math.ceil(N / (4 * nv)) * Math.ceil(K / kc) <= MAX_UBO_CHUNKS;
+}
+
 /**
  * How op(B) [K, N] is cut into uniform chunks: nv vec4 columns × kc rows each (kc·nv ≤ 4096).
  * The full K in one chunk when it fits, so only wide K splits into accumulated passes.
@@ -233,9 +248,13 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
       );
     }
   }
+  // A forced `ubo` (tests) runs whenever it can; the default only where it pays (uboFits).
+  const sharedB = count === 1 || (sBo === 0 && sBi === 0);
   let variant = s.variant ?? defaultVariant(rt);
-  // mm_ubo packs one B for the whole dispatch; with K = 0 there is nothing to pack.
-  if (variant === "ubo" && (sBo !== 0 || sBi !== 0 || K === 0)) variant = "reg";
+  if (
+    variant === "ubo" &&
+    (s.variant ? !sharedB || K === 0 : !uboFits(M * count, N, K, sharedB))
+  ) variant = "reg";
   let bias = s.bias;
   if (!bias) {
     bias = dummies.get(rt);
