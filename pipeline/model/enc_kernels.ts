@@ -1,11 +1,12 @@
 /**
  * Thin typed wrappers over the kernels the encoder uses: dense contractions go to the shared
  * tuned GEMM (pipeline/gpu/ops/matmul.ts), attention to the shared attention kernels
- * (pipeline/gpu/ops/attention.ts); the rest are the encoder's own naive kernels
- * (shaders/enc_*.wgsl, one invocation per output element/row), written before the shared
- * layernorm/attention/loss kernels existed. Each wrapper checks its tensors.
- * Sizes are passed explicitly because arena tensors are views sized for the batch in flight.
- * enc_misc.wgsl's uniform block has 4 u32 fields before its f32s: always pass 4 u32s there.
+ * (pipeline/gpu/ops/attention.ts); LayerNorm, activations, loss, residual adds, dropout and the
+ * non-segmented reductions are called from the encoder straight on the shared ops
+ * (pipeline/gpu/ops/{layernorm,gelu,loss,elementwise,reduce}.ts). What remains here on the
+ * encoder's own shaders/enc_misc.wgsl has no shared equivalent (see that file's header).
+ * Each wrapper checks its tensors. Sizes are passed explicitly because arena tensors are views
+ * sized for the batch in flight. enc_misc.wgsl's uniform block is 4 u32s (params pads to 16 B).
  */
 import { grid, params, type Runtime } from "../gpu/runtime.ts";
 import { expectShape, GpuTensor } from "../gpu/tensor.ts";
@@ -16,10 +17,15 @@ import {
   attentionForward as sharedAttentionForward,
 } from "../gpu/ops/attention.ts";
 
+/** Every shader file the encoder dispatches (Runtime.create preloads exactly these). */
 export const ENC_SHADERS = [
   "matmul.wgsl",
   "attention.wgsl",
-  "enc_norm.wgsl",
+  "layernorm.wgsl",
+  "gelu.wgsl",
+  "elementwise.wgsl",
+  "loss.wgsl",
+  "reduce.wgsl",
   "enc_misc.wgsl",
 ] as const;
 
@@ -112,7 +118,11 @@ export function weightedRows(
   matmul(rt, view(c, [1, b]), view(g, [b, n]), { out: view(o, [1, n]), accumulate: acc });
 }
 
-/** o[s, j] (+)= Σ_{t<rowsPerSample} x[s·rowsPerSample + t, j]. */
+/**
+ * o[s, j] (+)= Σ_{t<rowsPerSample} x[s·rowsPerSample + t, j]: per-sample bias gradients. Kept
+ * because it accumulates (ALBERT's shared layers add every application into one [B, P] row) and
+ * needs no offsets buffer; the shared segmentSum overwrites. One segment = use reduce.colSum.
+ */
 export function segColSum(
   rt: Runtime,
   x: GpuTensor,
@@ -133,26 +143,11 @@ export function segColSum(
   });
 }
 
-/** o[r] (+)= Σ_j x[r, j]². */
-export function rowSumSq(
-  rt: Runtime,
-  x: GpuTensor,
-  o: GpuTensor,
-  rows: number,
-  cols: number,
-  acc = false,
-): void {
-  need("rowSumSq", "x", x, rows * cols);
-  need("rowSumSq", "out", o, rows);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "row_sumsq",
-    bindings: { 1: x, 3: o },
-    params: params([rows, cols, 0, acc ? 1 : 0]),
-    workgroups: lin(rows),
-  });
-}
-
+/**
+ * x[r, :] = word[ids[r]] + pos[pids[r]] + type[tids[r]] with explicit position ids: the shared
+ * embeddingForward derives the position from the row (r mod T + offset), which cannot express
+ * RoBERTa's padding-aware ids (HF create_position_ids_from_input_ids).
+ */
 export function embedForward(
   rt: Runtime,
   ids: GpuTensor,
@@ -179,7 +174,12 @@ export function embedForward(
   });
 }
 
-/** Per-sample embedding-table grads: out[s, ids[r], :] += g[r, :] (out zeroed by the caller). */
+/**
+ * Per-sample embedding-table grads: out[s, ids[r], :] += g[r, :] (out zeroed by the caller).
+ * The shared embeddingBackward sums over the batch only, and its word-table pass (O(N²) links)
+ * measured 2–8x slower than this even for the sum (B 32, T 40/96, E 128/512), so the summed
+ * route uses this kernel too (one segment).
+ */
 export function embedScatterPerSample(
   rt: Runtime,
   ids: GpuTensor,
@@ -196,69 +196,6 @@ export function embedScatterPerSample(
     bindings: { 1: g, 3: out, 4: ids },
     params: params([samples * e, e, rowsPerSample, tableRows]),
     workgroups: lin(samples * e),
-  });
-}
-
-export const ACT_KIND = { gelu: 0, gelu_new: 1, relu: 2, tanh: 3 } as const;
-export type ActName = keyof typeof ACT_KIND;
-
-export function actForward(rt: Runtime, kind: ActName, x: GpuTensor, y: GpuTensor, n: number) {
-  need("actForward", "x", x, n);
-  need("actForward", "y", y, n);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "act_forward",
-    bindings: { 1: x, 3: y },
-    params: params([n, ACT_KIND[kind]]),
-    workgroups: lin(n),
-  });
-}
-
-/** dx = dy · act'(x), x = the pre-activation. */
-export function actBackward(
-  rt: Runtime,
-  kind: ActName,
-  x: GpuTensor,
-  dy: GpuTensor,
-  dx: GpuTensor,
-  n: number,
-) {
-  need("actBackward", "x", x, n);
-  need("actBackward", "dy", dy, n);
-  need("actBackward", "dx", dx, n);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "act_backward",
-    bindings: { 1: x, 2: dy, 3: dx },
-    params: params([n, ACT_KIND[kind]]),
-    workgroups: lin(n),
-  });
-}
-
-/** o = a + alpha·b */
-export function add(rt: Runtime, a: GpuTensor, b: GpuTensor, o: GpuTensor, n: number, alpha = 1) {
-  need("add", "a", a, n);
-  need("add", "b", b, n);
-  need("add", "out", o, n);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "add",
-    bindings: { 1: a, 2: b, 3: o },
-    params: params([n, 0, 0, 0], [alpha]),
-    workgroups: lin(n),
-  });
-}
-
-/** o += alpha·x */
-export function addInto(rt: Runtime, x: GpuTensor, o: GpuTensor, n: number, alpha = 1) {
-  need("addInto", "x", x, n);
-  need("addInto", "out", o, n);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "add_into",
-    bindings: { 1: x, 3: o },
-    params: params([n, 0, 0, 0], [alpha]),
-    workgroups: lin(n),
   });
 }
 
@@ -299,62 +236,6 @@ export function rowsScatter(
     bindings: { 1: x, 3: o },
     params: params([b * cols, cols, stride]),
     workgroups: lin(b * cols),
-  });
-}
-
-export function layerNormForward(
-  rt: Runtime,
-  x: GpuTensor,
-  g: GpuTensor,
-  b: GpuTensor,
-  y: GpuTensor,
-  mean: GpuTensor,
-  rstd: GpuTensor,
-  rows: number,
-  eps: number,
-) {
-  const n = g.size;
-  need("layerNormForward", "x", x, rows * n);
-  need("layerNormForward", "y", y, rows * n);
-  need("layerNormForward", "mean", mean, rows);
-  need("layerNormForward", "rstd", rstd, rows);
-  rt.dispatch({
-    shader: "enc_norm.wgsl",
-    entry: "forward",
-    bindings: { 1: x, 2: g, 3: b, 4: y, 5: mean, 6: rstd },
-    params: params([rows, n], [eps]),
-    workgroups: lin(rows),
-  });
-}
-
-/** dx from dy; with `rowGrads` also per-row dγ rows (dy·x̂) and dβ rows (dy). */
-export function layerNormBackward(
-  rt: Runtime,
-  x: GpuTensor,
-  g: GpuTensor,
-  mean: GpuTensor,
-  rstd: GpuTensor,
-  dy: GpuTensor,
-  dx: GpuTensor,
-  rows: number,
-  rowGrads?: { dg: GpuTensor; db: GpuTensor },
-) {
-  const n = g.size;
-  need("layerNormBackward", "dy", dy, rows * n);
-  need("layerNormBackward", "dx", dx, rows * n);
-  const bindings: Record<number, GpuTensor> = { 1: x, 2: g, 7: dy, 8: mean, 9: rstd, 10: dx };
-  if (rowGrads) {
-    need("layerNormBackward", "dgRows", rowGrads.dg, rows * n);
-    need("layerNormBackward", "dbRows", rowGrads.db, rows * n);
-    bindings[11] = rowGrads.dg;
-    bindings[12] = rowGrads.db;
-  }
-  rt.dispatch({
-    shader: "enc_norm.wgsl",
-    entry: rowGrads ? "backward_params" : "backward",
-    bindings,
-    params: params([rows, n]),
-    workgroups: lin(rows),
   });
 }
 
@@ -430,52 +311,6 @@ export function attentionBackward(
   });
 }
 
-/** Per-sample loss[b] and dlogits (kind 0: masked BCE mean over counted labels; 1: CE). */
-export function lossForward(
-  rt: Runtime,
-  kind: 0 | 1,
-  logits: GpuTensor,
-  targets: GpuTensor,
-  mask: GpuTensor,
-  loss: GpuTensor,
-  dlogits: GpuTensor,
-  b: number,
-  labels: number,
-) {
-  for (const [n, t] of [["logits", logits], ["targets", targets], ["mask", mask]] as const) {
-    need("lossForward", n, t, b * labels);
-  }
-  need("lossForward", "loss", loss, b);
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "loss",
-    bindings: { 1: logits, 3: loss, 7: targets, 8: mask, 10: dlogits },
-    params: params([b, labels, kind]),
-    workgroups: lin(b),
-  });
-}
-
-/** o = keep(seed, i) ? x/(1-p) : 0 — linear in x, so the same call is its own backward. */
-export function dropout(
-  rt: Runtime,
-  x: GpuTensor,
-  o: GpuTensor,
-  n: number,
-  p: number,
-  seed: number,
-) {
-  need("dropout", "x", x, n);
-  need("dropout", "out", o, n);
-  const threshold = Math.min(0xffffffff, Math.round(p * 2 ** 32));
-  rt.dispatch({
-    shader: "enc_misc.wgsl",
-    entry: "dropout",
-    bindings: { 1: x, 3: o },
-    params: params([n, seed >>> 0, threshold, 0], [1 / (1 - p)]),
-    workgroups: lin(n),
-  });
-}
-
 /** o[m, :] = x[idx[m], :] for m < count (idx: distinct row indices, u32). */
 export function rowsGatherIdx(
   rt: Runtime,
@@ -519,6 +354,9 @@ export function rowsScatterIdx(
 }
 
 /**
+ * MLM softmax cross-entropy (one invocation per predicted row). Kept because the shared
+ * crossEntropy (a workgroup tree reduction per row) measured 2–2.6x slower at V 3717 and 1.8x
+ * at V 30522 (M ≈ 0.15·B·T rows) on the software adapter, where barriers dominate.
  * Softmax cross-entropy per row against class ids (u32): loss[m] = logsumexp(z_m) − z_m[y_m],
  * dlogits[m, :] = softmax(z_m) − onehot(y_m) (the gradient of loss[m]).
  */

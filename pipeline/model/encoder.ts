@@ -42,9 +42,16 @@
  * `grad` holds the gradient of Σ_i loss_i.
  *
  * Dropout: only on the LoRA input (train mode); base-model dropout is off (eval-mode base).
- * Kernels: dense contractions on the shared GEMM, attention on the shared attention kernels;
- * LayerNorm/loss/embedding/etc. on the encoder's own naive kernels (pipeline/model/enc_kernels.ts,
- * shaders/enc_*.wgsl).
+ * Kernels: dense contractions on the shared GEMM, attention on the shared attention kernels,
+ * LayerNorm (per-sample dγ/dβ straight from its grouped backward), activations, BCE/CE loss,
+ * tanh, dropout and plain reductions on the shared ops (pipeline/gpu/ops/); only what has no
+ * shared equivalent (explicit-position embedding gather, per-sample embedding scatter,
+ * accumulating segmented column sums, [CLS]/MLM row gathers, MLM CE) stays in
+ * pipeline/model/enc_kernels.ts + shaders/enc_misc.wgsl (reasons in that shader's header).
+ * Residual adds cost no dispatch: the residual is copied into the output and the projection's
+ * GEMM accumulates onto it (forward), and input gradients accumulate straight into dX (backward).
+ * The arena holds backward scratch only as deep as the backward goes (none when only the head
+ * trains), and LoRA-dropout scratch only when dropout > 0.
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
@@ -72,6 +79,17 @@ import {
 import { initLora, loraScale } from "./lora.ts";
 import { initHead, probabilities } from "./heads.ts";
 import * as K from "./enc_kernels.ts";
+import { layerNormBackward, layerNormForward } from "../gpu/ops/layernorm.ts";
+import { activationBackward, activationForward } from "../gpu/ops/gelu.ts";
+import {
+  axpy,
+  dropoutBackward,
+  dropoutForward,
+  tanhBackward,
+  tanhForward,
+} from "../gpu/ops/elementwise.ts";
+import { bceWithLogits, crossEntropy } from "../gpu/ops/loss.ts";
+import { colSum, rowSumSq } from "../gpu/ops/reduce.ts";
 import type { PerSampleGrad, TrainableSpec } from "../privacy/dp_step.ts";
 import type { MlmHeadWeights } from "./checkpoint.ts";
 import {
@@ -298,7 +316,7 @@ export class GpuEncoder {
     const c = this.config, o = this.options, rt = this.rt;
     const bt = o.maxBatch * o.maxLen, h = c.hiddenSize, e = c.embeddingSize;
     const f = c.intermediateSize, nh = c.numHeads, t = o.maxLen, b = o.maxBatch;
-    const L = o.head.numLabels, wide = Math.max(h, e, f);
+    const L = o.head.numLabels;
     const mk = (shape: number[], label: string, dt: "f32" | "u32" = "f32") =>
       this.a[label] = rt.empty(shape, label, dt);
     for (const n of ["ids", "pids", "tids"]) mk([bt], n, "u32");
@@ -310,18 +328,28 @@ export class GpuEncoder {
     if (c.modelType === "albert") mk([bt, h], "proj");
     for (const n of ["cls", "poolPre", "pooled", "dCls", "dPooled", "dPoolPre"]) mk([b, h], n);
     for (const n of ["logits", "targets", "mask", "dlogits"]) mk([b, L], n);
+    mk([b], "classIds", "u32");
     mk([b], "loss");
-    for (const n of ["dTop", "dX2", "dS2", "dH1", "dS1", "dCtx", "dq", "dk", "dv"]) mk([bt, h], n);
-    mk([bt, f], "dA");
-    mk([bt, f], "dF");
-    mk([bt, wide], "tmp");
-    mk([bt, wide], "tmp2");
-    mk([bt, wide], "dgRows");
-    mk([bt, wide], "dbRows");
-    mk([bt, e], "dE");
-    mk([bt, e], "dEmb");
-    mk([b, nh, t, t], "ds");
-    mk([bt, o.lora?.rank ?? 1], "du");
+    // Backward scratch only as deep as the backward goes: none when only the head (and pooler)
+    // train; [B, T]-sized buffers once any layer (or the MLM head) has a trainable tensor.
+    const low = o.mlm ? -1 : this.lowest();
+    if (low !== null) {
+      for (const n of ["dTop", "dX2", "dS2", "dH1", "dS1", "dCtx", "dq", "dk", "dv"]) {
+        mk([bt, h], n);
+      }
+      mk([bt, f], "dA");
+      mk([bt, f], "dF");
+      mk([b, nh, t, t], "ds");
+      if (o.lora) mk([bt, o.lora.rank], "du");
+      // LoRA dropout's backward needs two [rows, in] scratch buffers (masked copy, then add).
+      if (o.lora && o.lora.dropout > 0) {
+        const wide = Math.max(...o.lora.targets.map((tg) => linearDims(c, tg)[1]));
+        mk([bt, wide], "tmp");
+        mk([bt, wide], "tmp2");
+      }
+      if (c.modelType === "albert") mk([bt, e], "dE");
+      if (low < 0) mk([bt, e], "dEmb");
+    }
     if (o.mlm) {
       const m = o.mlm.maxPredictions, wd = mlmWidth(c);
       mk([m], "mIdx", "u32");
@@ -426,6 +454,7 @@ export class GpuEncoder {
   private uploadLabels(batch: LabeledBatch): void {
     const { b } = this.dims, L = this.options.head.numLabels;
     const y = new Float32Array(b * L), m = new Float32Array(b * L).fill(1);
+    const cls = new Uint32Array(b);
     if (batch.labels.length !== b) {
       throw new RangeError(`labels has ${batch.labels.length} rows for ${b} samples`);
     }
@@ -436,6 +465,7 @@ export class GpuEncoder {
           throw new RangeError(`sample ${i}: class ${k} outside 0..${L - 1}`);
         }
         y[i * L + k] = 1;
+        cls[i] = k;
       } else {
         if (row.length !== L) {
           throw new RangeError(`sample ${i}: ${row.length} labels, expected ${L}`);
@@ -443,10 +473,17 @@ export class GpuEncoder {
         row.forEach((v, l) => (y[i * L + l] = v));
         const mr = batch.labelMask?.[i];
         if (mr) mr.forEach((v, l) => (m[i * L + l] = v));
+        // The per-sample loss is the mean over counted labels: the shared BCE sums mask-weighted
+        // terms, so the weights carry 1/count (a sample with no counted label: loss 0, grad 0).
+        let count = 0;
+        for (let l = 0; l < L; l++) count += m[i * L + l];
+        const inv = 1 / Math.max(count, 1);
+        for (let l = 0; l < L; l++) m[i * L + l] *= inv;
       }
     });
     this.rt.write(this.a.targets, y);
     this.rt.write(this.a.mask, m);
+    this.rt.write(this.a.classIds, cls);
   }
 
   // ------------------------------------------------------------------ forward
@@ -457,20 +494,57 @@ export class GpuEncoder {
     return t;
   }
 
+  /** The first B·T rows of an arena tensor as [B·T, cols] (the batch in flight). */
+  private rows(t: GpuTensor, cols: number): GpuTensor {
+    return K.view(t, [this.dims.b * this.dims.t, cols], t.label);
+  }
+
+  /** [rows, H] LayerNorm forward on arena views. */
+  private ln(
+    prefix: string,
+    x: GpuTensor,
+    y: GpuTensor,
+    mean: GpuTensor,
+    rstd: GpuTensor,
+    rows: number,
+  ): void {
+    const g = this.p(`${prefix}.g`), n = g.shape[0];
+    layerNormForward(this.rt, {
+      x: K.view(x, [rows, n]),
+      gamma: g,
+      beta: this.p(`${prefix}.b`),
+      y: K.view(y, [rows, n]),
+      mean: K.view(mean, [rows]),
+      rstd: K.view(rstd, [rows]),
+      eps: this.config.layerNormEps,
+    });
+  }
+
   private dropoutSeed(layer: number, target: LoraTarget): number {
     return mix(this.options.seed, this.step, layer, LORA_TARGETS.indexOf(target));
   }
 
-  /** y = x·Wᵀ + b (+ LoRA) for layer application `l`. */
-  private proj(l: number, tg: LoraTarget, x: GpuTensor, y: GpuTensor): void {
+  /**
+   * y (+)= x·Wᵀ + b (+ LoRA) for layer application `l`; `acc` adds onto y (the residual,
+   * copied there first: a copy instead of a separate add dispatch).
+   */
+  private proj(l: number, tg: LoraTarget, x: GpuTensor, y: GpuTensor, acc = false): void {
     const rt = this.rt, g = weightSetOf(this.config, l), rows = this.dims.b * this.dims.t;
-    K.linearForward(rt, x, this.p(`L${g}.${tg}.w`), this.p(`L${g}.${tg}.b`), y, rows);
+    const w = this.p(`L${g}.${tg}.w`);
+    K.linearForward(rt, x, w, this.p(`L${g}.${tg}.b`), y, rows, { acc });
     const ls = this.layers[l].lora.get(tg);
     if (!ls) return;
     const [, inn] = linearDims(this.config, tg);
     let xd = x;
     if (ls.xd && this.training) {
-      K.dropout(rt, x, ls.xd, rows * inn, this.options.lora!.dropout, this.dropoutSeed(l, tg));
+      const seed = this.dropoutSeed(l, tg);
+      dropoutForward(
+        rt,
+        this.rows(x, inn),
+        this.rows(ls.xd, inn),
+        this.options.lora!.dropout,
+        seed,
+      );
       xd = ls.xd;
     }
     K.linearForward(rt, xd, this.p(`lora.${g}.${tg}.a`), null, ls.u, rows);
@@ -483,7 +557,7 @@ export class GpuEncoder {
   /** Records the encoder (+ classifier unless `head` is false); returns the top hidden rows. */
   private recordForward(head = true): GpuTensor {
     const rt = this.rt, c = this.config, a = this.a;
-    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, e = c.embeddingSize;
+    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, fi = c.intermediateSize;
     K.embedForward(
       rt,
       a.ids,
@@ -495,17 +569,7 @@ export class GpuEncoder {
       a.emb,
       rows,
     );
-    K.layerNormForward(
-      rt,
-      a.emb,
-      this.p("emb.ln.g"),
-      this.p("emb.ln.b"),
-      a.embLn,
-      a.m0,
-      a.r0,
-      rows,
-      c.layerNormEps,
-    );
+    this.ln("emb.ln", a.emb, a.embLn, a.m0, a.r0, rows);
     let x = a.embLn;
     if (c.modelType === "albert") {
       K.linearForward(rt, a.embLn, this.p("emb.proj.w"), this.p("emb.proj.b"), a.proj, rows);
@@ -518,34 +582,15 @@ export class GpuEncoder {
       this.proj(l, "key", x, s.k);
       this.proj(l, "value", x, s.v);
       K.attentionForward(rt, s.q, s.k, s.v, a.lens, s.probs, s.ctx, ad);
-      this.proj(l, "attention.output", s.ctx, s.s1);
-      K.addInto(rt, x, s.s1, rows * h);
-      K.layerNormForward(
-        rt,
-        s.s1,
-        this.p(`L${g}.attnLn.g`),
-        this.p(`L${g}.attnLn.b`),
-        s.h1,
-        s.m1,
-        s.r1,
-        rows,
-        c.layerNormEps,
-      );
+      // residual first, then the projection accumulates onto it
+      rt.copy(x, s.s1, 0, 0, rows * h);
+      this.proj(l, "attention.output", s.ctx, s.s1, true);
+      this.ln(`L${g}.attnLn`, s.s1, s.h1, s.m1, s.r1, rows);
       this.proj(l, "intermediate", s.h1, s.f);
-      K.actForward(rt, c.hiddenAct, s.f, s.a, rows * c.intermediateSize);
-      this.proj(l, "output", s.a, s.s2);
-      K.addInto(rt, s.h1, s.s2, rows * h);
-      K.layerNormForward(
-        rt,
-        s.s2,
-        this.p(`L${g}.outLn.g`),
-        this.p(`L${g}.outLn.b`),
-        s.h2,
-        s.m2,
-        s.r2,
-        rows,
-        c.layerNormEps,
-      );
+      activationForward(rt, this.rows(s.f, fi), this.rows(s.a, fi), c.hiddenAct);
+      rt.copy(s.h1, s.s2, 0, 0, rows * h);
+      this.proj(l, "output", s.a, s.s2, true);
+      this.ln(`L${g}.outLn`, s.s2, s.h2, s.m2, s.r2, rows);
       x = s.h2;
     }
     if (!head) return x;
@@ -553,11 +598,10 @@ export class GpuEncoder {
     let feat = a.cls;
     if (this.hasPooler) {
       K.linearForward(rt, a.cls, this.p("pooler.w"), this.p("pooler.b"), a.poolPre, b);
-      K.actForward(rt, "tanh", a.poolPre, a.pooled, b * h);
+      tanhForward(rt, K.view(a.poolPre, [b, h]), K.view(a.pooled, [b, h]));
       feat = a.pooled;
     }
     K.linearForward(rt, feat, this.p("head.w"), this.p("head.b"), a.logits, b);
-    void e;
     return x;
   }
 
@@ -589,19 +633,17 @@ export class GpuEncoder {
     this.uploadLabels(batch);
     this.recordForward();
     const rt = this.rt, a = this.a, c = this.config;
-    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, L = this.options.head.numLabels;
-    K.lossForward(
-      rt,
-      this.options.head.kind === "multi-label" ? 0 : 1,
-      a.logits,
-      a.targets,
-      a.mask,
-      a.loss,
-      a.dlogits,
-      b,
-      L,
-    );
+    const { b, t } = this.dims, h = c.hiddenSize, L = this.options.head.numLabels;
+    const logits = K.view(a.logits, [b, L]), loss = K.view(a.loss, [b], "loss");
+    const dlogits = K.view(a.dlogits, [b, L]);
+    if (this.options.head.kind === "multi-label") {
+      const targets = K.view(a.targets, [b, L]), mask = K.view(a.mask, [b, L]);
+      bceWithLogits(rt, { logits, targets, mask, loss, dlogits, scale: 1 });
+    } else {
+      crossEntropy(rt, { logits, labels: K.view(a.classIds, [b]), loss, dlogits, scale: 1 });
+    }
     for (const p of this.train.values()) rt.clear(p.perSample);
+    // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
     // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
     // head (one row per sample)
     const feat = this.hasPooler ? a.pooled : a.cls;
@@ -609,7 +651,8 @@ export class GpuEncoder {
     if (this.needsBelowHead()) {
       let dCls = a.dPooled;
       if (this.hasPooler) {
-        K.actBackward(rt, "tanh", a.poolPre, a.dPooled, a.dPoolPre, b * h);
+        const v = (x: GpuTensor) => K.view(x, [b, h]);
+        tanhBackward(rt, v(a.dPooled), v(a.pooled), v(a.dPoolPre));
         this.linBack("pooler", a.cls, a.dPoolPre, this.lowest() !== null ? a.dCls : null, b, 1);
         dCls = a.dCls;
       }
@@ -629,11 +672,11 @@ export class GpuEncoder {
     }
     if (this.perSampleOn) {
       for (const p of this.train.values()) {
-        K.segColSum(rt, p.perSample, p.grad, 1, b, p.tensor.size);
+        const n = p.tensor.size;
+        colSum(rt, K.view(p.perSample, [b, n]), { out: K.view(p.grad, [n]) });
       }
     }
-    void rows;
-    return K.view(a.loss, [b], "loss");
+    return loss;
   }
 
   /** Backward through layers (top → 0) and the embeddings from dX at the top hidden rows. */
@@ -704,18 +747,9 @@ export class GpuEncoder {
     const word = this.p("emb.word");
     K.rowsGatherIdx(rt, top, a.mIdx, a.mX, M, h);
     K.linearForward(rt, a.mX, this.p("mlm.transform.w"), this.p("mlm.transform.b"), a.mPre, M);
-    K.actForward(rt, c.hiddenAct, a.mPre, a.mAct, M * wd);
-    K.layerNormForward(
-      rt,
-      a.mAct,
-      this.p("mlm.ln.g"),
-      this.p("mlm.ln.b"),
-      a.mLn,
-      a.mMean,
-      a.mRstd,
-      M,
-      c.layerNormEps,
-    );
+    const mv = (t: GpuTensor) => K.view(t, [M, wd]);
+    activationForward(rt, mv(a.mPre), mv(a.mAct), c.hiddenAct);
+    this.ln("mlm.ln", a.mAct, a.mLn, a.mMean, a.mRstd, M);
     K.linearForward(rt, a.mLn, word, this.p("mlm.bias"), a.mLogits, M);
     K.classCrossEntropy(rt, a.mLogits, a.mTgt, a.mLoss, a.mdLogits, M, V);
     const loss = K.view(a.mLoss, [M], "mlm loss");
@@ -728,16 +762,21 @@ export class GpuEncoder {
       out: V,
       inn: wd,
     }, { acc: true });
-    K.segColSum(rt, a.mdLogits, g("mlm.bias"), 1, M, V, true);
+    colSum(rt, K.view(a.mdLogits, [M, V]), { out: g("mlm.bias"), accumulate: true });
     K.linearBackwardInput(rt, a.mdLogits, word, a.mdLn, M);
-    K.layerNormBackward(rt, a.mAct, this.p("mlm.ln.g"), a.mMean, a.mRstd, a.mdLn, a.mdPre, M, {
-      dg: a.dgRows,
-      db: a.dbRows,
+    layerNormBackward(rt, {
+      x: mv(a.mAct),
+      gamma: this.p("mlm.ln.g"),
+      mean: K.view(a.mMean, [M]),
+      rstd: K.view(a.mRstd, [M]),
+      dy: mv(a.mdLn),
+      dx: mv(a.mdPre),
+      dgamma: g("mlm.ln.g"),
+      dbeta: g("mlm.ln.b"),
+      accumulate: true,
     });
-    K.segColSum(rt, a.dgRows, g("mlm.ln.g"), 1, M, wd, true);
-    K.segColSum(rt, a.dbRows, g("mlm.ln.b"), 1, M, wd, true);
-    // mdPre holds d act-output; act backward in place into mdLn (free now), then the dense
-    K.actBackward(rt, c.hiddenAct, a.mPre, a.mdPre, a.mdLn, M * wd);
+    // mdPre holds d act-output; act backward into mdLn (free now), then the dense
+    activationBackward(rt, mv(a.mPre), mv(a.mdPre), mv(a.mdLn), c.hiddenAct);
     this.linBack("mlm.transform", a.mX, a.mdLn, a.mdX, 1, M);
     rt.clear(a.dTop);
     K.rowsScatterIdx(rt, a.mdX, a.mIdx, a.dTop, M, h);
@@ -766,7 +805,7 @@ export class GpuEncoder {
 
   /**
    * Backward of a linear named `prefix` ({prefix}.w/.b) applied to x with upstream dy:
-   * dx (if wanted, overwritten), per-sample dW/db for trainable ones.
+   * dx (if wanted; overwritten, or added to with `accDx`), per-sample dW/db for trainable ones.
    */
   private linBack(
     prefix: string,
@@ -775,15 +814,31 @@ export class GpuEncoder {
     dx: GpuTensor | null,
     samples: number,
     rowsPerSample: number,
+    accDx = false,
   ): void {
     const rt = this.rt, w = this.p(`${prefix}.w`), [out, inn] = w.shape;
     const rows = samples * rowsPerSample;
-    if (dx) K.linearBackwardInput(rt, dy, w, dx, rows);
+    if (dx) K.linearBackwardInput(rt, dy, w, dx, rows, { acc: accDx });
     const tw = this.train.get(`${prefix}.w`), tb = this.train.get(`${prefix}.b`);
     const s = this.seg(samples, rowsPerSample);
     const d = { ...s, out, inn };
     if (tw) K.weightGradPerSample(rt, dy, x, tw.perSample, d, { acc: true });
-    if (tb) K.segColSum(rt, dy, tb.perSample, s.samples, s.rowsPerSample, out, true);
+    if (tb) this.segSum(dy, tb.perSample, s, out);
+  }
+
+  /** out[s, :] += column sums of each segment of x's rows (one segment: the shared colSum). */
+  private segSum(
+    x: GpuTensor,
+    out: GpuTensor,
+    s: { samples: number; rowsPerSample: number },
+    cols: number,
+  ): void {
+    if (s.samples > 1) {
+      K.segColSum(this.rt, x, out, s.samples, s.rowsPerSample, cols, true);
+      return;
+    }
+    const xv = K.view(x, [s.rowsPerSample, cols]);
+    colSum(this.rt, xv, { out: K.view(out, [cols]), accumulate: true });
   }
 
   /** Segmentation of the rows for parameter gradients: per sample, or one segment (sum). */
@@ -793,11 +848,18 @@ export class GpuEncoder {
       : { samples: 1, rowsPerSample: samples * rowsPerSample };
   }
 
-  /** linBack for a layer linear plus its LoRA adapter (dx overwritten, LoRA part added). */
-  private projBack(l: number, tg: LoraTarget, x: GpuTensor, dy: GpuTensor, dx: GpuTensor | null) {
+  /** linBack for a layer linear plus its LoRA adapter (dx overwritten or added to). */
+  private projBack(
+    l: number,
+    tg: LoraTarget,
+    x: GpuTensor,
+    dy: GpuTensor,
+    dx: GpuTensor | null,
+    accDx = false,
+  ) {
     const rt = this.rt, c = this.config, g = weightSetOf(c, l);
     const { b, t } = this.dims, rows = b * t;
-    this.linBack(`L${g}.${tg}`, x, dy, dx, b, t);
+    this.linBack(`L${g}.${tg}`, x, dy, dx, b, t, accDx);
     const ls = this.layers[l].lora.get(tg);
     if (!ls) return;
     const [out, inn] = linearDims(c, tg), r = this.options.lora!.rank;
@@ -815,19 +877,20 @@ export class GpuEncoder {
     if (!dx) return;
     if (ls.xd && this.training) {
       // dropout is linear with a fixed mask: its backward is the same masked scaling
+      const v = (u: GpuTensor) => this.rows(u, inn);
       K.linearBackwardInput(rt, this.a.du, A, this.a.tmp, rows);
-      K.dropout(
+      dropoutBackward(
         rt,
-        this.a.tmp,
-        this.a.tmp2,
-        rows * inn,
+        v(this.a.tmp),
+        v(this.a.tmp2),
         this.options.lora!.dropout,
         this.dropoutSeed(l, tg),
       );
-      K.addInto(rt, this.a.tmp2, dx, rows * inn);
+      axpy(rt, 1, v(this.a.tmp2), v(dx));
     } else K.linearBackwardInput(rt, this.a.du, A, dx, rows, { acc: true });
   }
 
+  /** LayerNorm backward; trainable γ/β get their (per-sample) gradients added in place. */
   private lnBack(
     prefix: string,
     x: GpuTensor,
@@ -837,24 +900,41 @@ export class GpuEncoder {
     dx: GpuTensor,
     cols: number,
   ): void {
-    const rt = this.rt, { b, t } = this.dims;
+    const { b, t } = this.dims, rows = b * t, v = (u: GpuTensor) => K.view(u, [rows, cols]);
     const tg = this.train.get(`${prefix}.g`), tb = this.train.get(`${prefix}.b`);
-    const rowGrads = tg || tb ? { dg: this.a.dgRows, db: this.a.dbRows } : undefined;
-    K.layerNormBackward(rt, x, this.p(`${prefix}.g`), mean, rstd, dy, dx, b * t, rowGrads);
+    if (!tg !== !tb) throw new RangeError(`${prefix}: γ and β must be trainable together`);
     const s = this.seg(b, t);
-    if (tg) K.segColSum(rt, this.a.dgRows, tg.perSample, s.samples, s.rowsPerSample, cols, true);
-    if (tb) K.segColSum(rt, this.a.dbRows, tb.perSample, s.samples, s.rowsPerSample, cols, true);
+    const pg = (p: TrainableParam) => K.view(p.perSample, [s.samples, cols]);
+    layerNormBackward(this.rt, {
+      x: v(x),
+      gamma: this.p(`${prefix}.g`),
+      mean: K.view(mean, [rows]),
+      rstd: K.view(rstd, [rows]),
+      dy: v(dy),
+      dx: v(dx),
+      dgamma: tg && pg(tg),
+      dbeta: tb && pg(tb),
+      accumulate: true,
+      groupRows: s.rowsPerSample,
+    });
   }
 
   private layerBack(l: number, dOut: GpuTensor, dXin: GpuTensor | null): void {
     const rt = this.rt, c = this.config, a = this.a, s = this.layers[l], g = weightSetOf(c, l);
-    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize;
+    const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, fi = c.intermediateSize;
     const xin = l === 0 ? (c.modelType === "albert" ? a.proj : a.embLn) : this.layers[l - 1].h2;
     this.lnBack(`L${g}.outLn`, s.s2, s.m2, s.r2, dOut, a.dS2, h);
     this.projBack(l, "output", s.a, a.dS2, a.dA);
-    K.actBackward(rt, c.hiddenAct, s.f, a.dA, a.dF, rows * c.intermediateSize);
-    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1);
-    K.addInto(rt, a.dS2, a.dH1, rows * h);
+    activationBackward(
+      rt,
+      this.rows(s.f, fi),
+      this.rows(a.dA, fi),
+      this.rows(a.dF, fi),
+      c.hiddenAct,
+    );
+    // residual: dH1 = dS2 + d(intermediate input), the projection accumulating onto the copy
+    rt.copy(a.dS2, a.dH1, 0, 0, rows * h);
+    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1, true);
     this.lnBack(`L${g}.attnLn`, s.s1, s.m1, s.r1, a.dH1, a.dS1, h);
     this.projBack(l, "attention.output", s.ctx, a.dS1, a.dCtx);
     K.attentionBackward(
@@ -863,19 +943,12 @@ export class GpuEncoder {
       a.dCtx,
       a.ds,
       { dq: a.dq, dk: a.dk, dv: a.dv },
-      {
-        b,
-        t,
-        heads: c.numHeads,
-        hidden: h,
-      },
+      { b, t, heads: c.numHeads, hidden: h },
     );
+    // dXin = dS1 (residual) + the q/k/v input gradients, each accumulated straight onto it
     if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
-    // q/k/v add into dXin (after the residual copy); without dXin only parameter grads
     for (const [tg, dy] of [["query", a.dq], ["key", a.dk], ["value", a.dv]] as const) {
-      // dH1 is free after the attention LayerNorm backward: reuse it as the scratch input grad
-      this.projBack(l, tg, xin, dy, dXin ? a.dH1 : null);
-      if (dXin) K.addInto(rt, a.dH1, dXin, rows * h);
+      this.projBack(l, tg, xin, dy, dXin, true);
     }
   }
 
@@ -930,7 +1003,7 @@ export class GpuEncoder {
         this.sqnorms.set(p.name, sq);
       }
       const view = K.view(sq, [b], `sq:${p.name}`);
-      K.rowSumSq(this.rt, p.perSample, view, b, p.tensor.size);
+      rowSumSq(this.rt, K.view(p.perSample, [b, p.tensor.size]), view);
       return {
         kind: "norms",
         sqnorms: view,
@@ -942,11 +1015,20 @@ export class GpuEncoder {
   /** out[i] = ‖g_i‖² over all trainable tensors (after `trainStep`). */
   perSampleSqNorms(out: GpuTensor): void {
     this.needPerSample("perSampleSqNorms");
+    const b = this.dims.b, o = K.view(out, [b], "perSampleSqNorms out");
+    // not on the DP step's path (DpStep takes perSampleGrads): a scratch row + add per tensor
+    const part = this.rt.empty([b], "sqnorm part");
     let first = true;
     for (const p of this.train.values()) {
-      K.rowSumSq(this.rt, p.perSample, out, this.dims.b, p.tensor.size, !first);
+      const g = K.view(p.perSample, [b, p.tensor.size]);
+      if (first) rowSumSq(this.rt, g, o);
+      else {
+        rowSumSq(this.rt, g, part);
+        axpy(this.rt, 1, part, o);
+      }
       first = false;
     }
+    this.rt.release(part); // later users are recorded after these reads
   }
 
   /** Book-keeping weighted sum: into[name] (+)= Σ_i c[i]·g_i for one trainable tensor. */
