@@ -24,7 +24,8 @@
 //   16 rows × 4 vec4 columns (64 named vec4 accumulators: LLVM spills some, but a spilled
 //   accumulator costs one vector load/store, a storage element costs a per-lane loop), lanes
 //   (local x) run along columns so the 8 lanes of a SIMD group read the same A element;
-//   workgroup 8×2 → a 32 × 128 output tile. Measured block shapes (rows × vec4 columns, median
+//   workgroup 8×2 → a 32 × 128 output tile (NARROW, for chunks under 32 vec4 columns: lanes
+//   along rows, a 128 × 32 tile). Measured block shapes (rows × vec4 columns, median
 //   GFLOP/s over 2048×128·128×128ᵀ, 2048×512·128ᵀ, 2048×128·512: lavapipe, 2 vCPU shared,
 //   load 3–5): 8×2 4.5–5.0; 8×4 5.8–6.2; 12×4 5.8–6.5; 16×4 6.6–6.9; 32×4 5.3–7.1; 16×8 4.2–8.4;
 //   4×8 3.0–4.8 (mm_reg 8×8 scalar-column: 3.2–3.6). Workgroup 8×1 … 8×8 made no difference.
@@ -252,12 +253,16 @@ const URB: u32 = 16u; // rows per invocation
 const UCV: u32 = 4u; // vec4 columns per invocation (16 floats)
 const UWX: u32 = 8u; // workgroup 8 × 2 invocations → a 32 × 128 output tile
 const UWY: u32 = 2u;
+override NARROW: bool = false;
 
 @compute @workgroup_size(8, 2, 1)
 fn mm_ubo(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let bs = bases(wid.z);
-  let jb = (wid.x * UWX + lid.x) * UCV; // first of this invocation's vec4 columns in the chunk
-  let m0 = (wid.y * UWY + lid.y) * URB;
+  // First of this invocation's vec4 columns in the chunk, and first row. NARROW swaps the lanes
+  // onto rows (tile 128 × 32) so that a chunk narrower than 128 floats (N = 8 for a LoRA
+  // down-projection) does not leave 7 of 8 lanes computing clamped duplicates.
+  let jb = select((wid.x * UWX + lid.x) * UCV, (wid.x * UWY + lid.y) * UCV, NARROW);
+  let m0 = select((wid.y * UWY + lid.y) * URB, (wid.y * UWX + lid.x) * URB, NARROW);
   // Clamped for loading (no lane-dependent branch in the k loop); out-of-range stores skipped.
   let jx = p.nv - 1u;
   let mx = p.M - 1u;

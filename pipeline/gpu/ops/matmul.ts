@@ -286,6 +286,7 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
   const TB = s.transB ? 1 : 0;
   if (variant === "ubo") {
     const { nv, kc } = uboChunks(K, N);
+    const narrow = nv < MAX_NV;
     let i = 0;
     for (let n0 = 0; n0 < N; n0 += 4 * nv) {
       for (let k0 = 0; k0 < K; k0 += kc) {
@@ -307,10 +308,14 @@ export function matmulStrided(rt: Runtime, s: StridedMatmul): void {
           entry: "mm_ubo",
           bindings: { 1: s.a, 3: s.out, 4: bias, 5: chunk.buffer },
           params: u,
-          // 8 × 2 invocations of 16 rows × 4 vec4 columns: a 32 × 128 tile per workgroup.
-          workgroups: [Math.ceil(nv / 32), Math.ceil(M / 32), count],
+          // 8 × 2 invocations of 16 rows × 4 vec4 columns: a 32 × 128 tile per workgroup, or
+          // 128 × 32 with the lanes along rows for narrow chunks.
+          workgroups: narrow
+            ? [Math.ceil(nv / 8), Math.ceil(M / 128), count]
+            : [Math.ceil(nv / 32), Math.ceil(M / 32), count],
           constants: {
             TA,
+            NARROW: narrow ? 1 : 0,
             HAS_BIAS: first && s.bias ? 1 : 0,
             ACC: !first || s.accumulate ? 1 : 0,
           },
