@@ -52,6 +52,11 @@
  * GEMM accumulates onto it (forward), and input gradients accumulate straight into dX (backward).
  * The arena holds backward scratch only as deep as the backward goes (none when only the head
  * trains), and LoRA-dropout scratch only when dropout > 0.
+ * Classifier route: only the [CLS] rows reach the head, so the top layer runs its attention-
+ * output projection, LayerNorms and FFN (forward and backward) on those B rows, not B·T; its
+ * q/k/v and attention stay full (every key/value row feeds the [CLS] query). Exact: the other
+ * rows' outputs have no path to the loss. (MLM needs every row and runs the full top layer.)
+ * With LoRA dropout there, the mask is drawn over the B rows (a different, equally valid draw).
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
@@ -329,6 +334,7 @@ export class GpuEncoder {
     for (const n of ["cls", "poolPre", "pooled", "dCls", "dPooled", "dPoolPre"]) mk([b, h], n);
     for (const n of ["logits", "targets", "mask", "dlogits"]) mk([b, L], n);
     mk([b], "classIds", "u32");
+    mk([b, h], "ctxC");
     mk([b], "loss");
     // Backward scratch only as deep as the backward goes: none when only the head (and pooler)
     // train; [B, T]-sized buffers once any layer (or the MLM head) has a trainable tensor.
@@ -337,6 +343,7 @@ export class GpuEncoder {
       for (const n of ["dTop", "dX2", "dS2", "dH1", "dS1", "dCtx", "dq", "dk", "dv"]) {
         mk([bt, h], n);
       }
+      mk([b, h], "dCtxC");
       mk([bt, f], "dA");
       mk([bt, f], "dF");
       mk([b, nh, t, t], "ds");
@@ -494,9 +501,9 @@ export class GpuEncoder {
     return t;
   }
 
-  /** The first B·T rows of an arena tensor as [B·T, cols] (the batch in flight). */
-  private rows(t: GpuTensor, cols: number): GpuTensor {
-    return K.view(t, [this.dims.b * this.dims.t, cols], t.label);
+  /** The first n (default B·T: the batch in flight) rows of an arena tensor as [n, cols]. */
+  private rows(t: GpuTensor, cols: number, n = this.dims.b * this.dims.t): GpuTensor {
+    return K.view(t, [n, cols], t.label);
   }
 
   /** [rows, H] LayerNorm forward on arena views. */
@@ -525,11 +532,18 @@ export class GpuEncoder {
   }
 
   /**
-   * y (+)= x·Wᵀ + b (+ LoRA) for layer application `l`; `acc` adds onto y (the residual,
-   * copied there first: a copy instead of a separate add dispatch).
+   * y (+)= x·Wᵀ + b (+ LoRA) for layer application `l` on the first `rows` rows; `acc` adds
+   * onto y (the residual, copied there first: a copy instead of a separate add dispatch).
    */
-  private proj(l: number, tg: LoraTarget, x: GpuTensor, y: GpuTensor, acc = false): void {
-    const rt = this.rt, g = weightSetOf(this.config, l), rows = this.dims.b * this.dims.t;
+  private proj(
+    l: number,
+    tg: LoraTarget,
+    x: GpuTensor,
+    y: GpuTensor,
+    acc = false,
+    rows = this.dims.b * this.dims.t,
+  ): void {
+    const rt = this.rt, g = weightSetOf(this.config, l);
     const w = this.p(`L${g}.${tg}.w`);
     K.linearForward(rt, x, w, this.p(`L${g}.${tg}.b`), y, rows, { acc });
     const ls = this.layers[l].lora.get(tg);
@@ -538,13 +552,8 @@ export class GpuEncoder {
     let xd = x;
     if (ls.xd && this.training) {
       const seed = this.dropoutSeed(l, tg);
-      dropoutForward(
-        rt,
-        this.rows(x, inn),
-        this.rows(ls.xd, inn),
-        this.options.lora!.dropout,
-        seed,
-      );
+      const p = this.options.lora!.dropout;
+      dropoutForward(rt, this.rows(x, inn, rows), this.rows(ls.xd, inn, rows), p, seed);
       xd = ls.xd;
     }
     K.linearForward(rt, xd, this.p(`lora.${g}.${tg}.a`), null, ls.u, rows);
@@ -578,23 +587,30 @@ export class GpuEncoder {
     const ad = { b, t, heads: c.numHeads, hidden: h };
     for (let l = 0; l < c.numLayers; l++) {
       const s = this.layers[l], g = weightSetOf(c, l);
+      // The classifier reads only the [CLS] rows, so the top layer's attention-output
+      // projection, LayerNorms and FFN run on those B rows (keys/values still need all rows).
+      const clsOnly = head && l === c.numLayers - 1, n = clsOnly ? b : rows;
       this.proj(l, "query", x, s.q);
       this.proj(l, "key", x, s.k);
       this.proj(l, "value", x, s.v);
       K.attentionForward(rt, s.q, s.k, s.v, a.lens, s.probs, s.ctx, ad);
       // residual first, then the projection accumulates onto it
-      rt.copy(x, s.s1, 0, 0, rows * h);
-      this.proj(l, "attention.output", s.ctx, s.s1, true);
-      this.ln(`L${g}.attnLn`, s.s1, s.h1, s.m1, s.r1, rows);
-      this.proj(l, "intermediate", s.h1, s.f);
-      activationForward(rt, this.rows(s.f, fi), this.rows(s.a, fi), c.hiddenAct);
-      rt.copy(s.h1, s.s2, 0, 0, rows * h);
-      this.proj(l, "output", s.a, s.s2, true);
-      this.ln(`L${g}.outLn`, s.s2, s.h2, s.m2, s.r2, rows);
+      if (clsOnly) {
+        K.rowsGather(rt, x, s.s1, b, h, t);
+        K.rowsGather(rt, s.ctx, a.ctxC, b, h, t);
+      } else rt.copy(x, s.s1, 0, 0, rows * h);
+      this.proj(l, "attention.output", clsOnly ? a.ctxC : s.ctx, s.s1, true, n);
+      this.ln(`L${g}.attnLn`, s.s1, s.h1, s.m1, s.r1, n);
+      this.proj(l, "intermediate", s.h1, s.f, false, n);
+      activationForward(rt, this.rows(s.f, fi, n), this.rows(s.a, fi, n), c.hiddenAct);
+      rt.copy(s.h1, s.s2, 0, 0, n * h);
+      this.proj(l, "output", s.a, s.s2, true, n);
+      this.ln(`L${g}.outLn`, s.s2, s.h2, s.m2, s.r2, n);
       x = s.h2;
     }
     if (!head) return x;
-    K.rowsGather(rt, x, a.cls, b, h, t);
+    if (c.numLayers > 0) rt.copy(x, a.cls, 0, 0, b * h);
+    else K.rowsGather(rt, x, a.cls, b, h, t);
     let feat = a.cls;
     if (this.hasPooler) {
       K.linearForward(rt, a.cls, this.p("pooler.w"), this.p("pooler.b"), a.poolPre, b);
@@ -644,7 +660,6 @@ export class GpuEncoder {
     }
     for (const p of this.train.values()) rt.clear(p.perSample);
     // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
-    // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
     // head (one row per sample)
     const feat = this.hasPooler ? a.pooled : a.cls;
     this.linBack("head", feat, a.dlogits, this.needsBelowHead() ? a.dPooled : null, b, 1);
@@ -658,13 +673,17 @@ export class GpuEncoder {
       }
       const low = this.lowest();
       if (low !== null) {
-        rt.clear(a.dTop);
-        K.rowsScatter(rt, dCls, a.dTop, b, h, t);
-        let dOut = a.dTop;
+        // the top layer ran on the [CLS] rows only (recordForward): its backward starts there
+        let dOut = dCls;
+        if (c.numLayers === 0) {
+          rt.clear(a.dTop);
+          K.rowsScatter(rt, dCls, a.dTop, b, h, t);
+          dOut = a.dTop;
+        }
         for (let l = c.numLayers - 1; l >= Math.max(low, 0); l--) {
           const needX = l > low;
           const dX = dOut === a.dX2 ? a.dTop : a.dX2;
-          this.layerBack(l, dOut, needX ? dX : null);
+          this.layerBack(l, dOut, needX ? dX : null, l === c.numLayers - 1);
           dOut = dX;
         }
         if (low < 0) this.embBack(dOut);
@@ -856,9 +875,10 @@ export class GpuEncoder {
     dy: GpuTensor,
     dx: GpuTensor | null,
     accDx = false,
+    rowsPerSample = this.dims.t,
   ) {
     const rt = this.rt, c = this.config, g = weightSetOf(c, l);
-    const { b, t } = this.dims, rows = b * t;
+    const b = this.dims.b, t = rowsPerSample, rows = b * t;
     this.linBack(`L${g}.${tg}`, x, dy, dx, b, t, accDx);
     const ls = this.layers[l].lora.get(tg);
     if (!ls) return;
@@ -877,7 +897,7 @@ export class GpuEncoder {
     if (!dx) return;
     if (ls.xd && this.training) {
       // dropout is linear with a fixed mask: its backward is the same masked scaling
-      const v = (u: GpuTensor) => this.rows(u, inn);
+      const v = (u: GpuTensor) => this.rows(u, inn, rows);
       K.linearBackwardInput(rt, this.a.du, A, this.a.tmp, rows);
       dropoutBackward(
         rt,
@@ -899,8 +919,10 @@ export class GpuEncoder {
     dy: GpuTensor,
     dx: GpuTensor,
     cols: number,
+    rowsPerSample = this.dims.t,
   ): void {
-    const { b, t } = this.dims, rows = b * t, v = (u: GpuTensor) => K.view(u, [rows, cols]);
+    const b = this.dims.b, t = rowsPerSample, rows = b * t;
+    const v = (u: GpuTensor) => K.view(u, [rows, cols]);
     const tg = this.train.get(`${prefix}.g`), tb = this.train.get(`${prefix}.b`);
     if (!tg !== !tb) throw new RangeError(`${prefix}: γ and β must be trainable together`);
     const s = this.seg(b, t);
@@ -919,24 +941,30 @@ export class GpuEncoder {
     });
   }
 
-  private layerBack(l: number, dOut: GpuTensor, dXin: GpuTensor | null): void {
+  /**
+   * Backward of layer application `l` from dOut (its output rows) into dXin (its input rows;
+   * null: parameter gradients only). `clsOnly`: the layer ran its post-attention part on the
+   * [CLS] rows only (the classifier's top layer), so dOut is [B, H] and so is that part here.
+   */
+  private layerBack(l: number, dOut: GpuTensor, dXin: GpuTensor | null, clsOnly = false): void {
     const rt = this.rt, c = this.config, a = this.a, s = this.layers[l], g = weightSetOf(c, l);
     const { b, t } = this.dims, rows = b * t, h = c.hiddenSize, fi = c.intermediateSize;
+    const rps = clsOnly ? 1 : t, n = b * rps;
     const xin = l === 0 ? (c.modelType === "albert" ? a.proj : a.embLn) : this.layers[l - 1].h2;
-    this.lnBack(`L${g}.outLn`, s.s2, s.m2, s.r2, dOut, a.dS2, h);
-    this.projBack(l, "output", s.a, a.dS2, a.dA);
-    activationBackward(
-      rt,
-      this.rows(s.f, fi),
-      this.rows(a.dA, fi),
-      this.rows(a.dF, fi),
-      c.hiddenAct,
-    );
+    this.lnBack(`L${g}.outLn`, s.s2, s.m2, s.r2, dOut, a.dS2, h, rps);
+    this.projBack(l, "output", s.a, a.dS2, a.dA, false, rps);
+    const v = (u: GpuTensor) => this.rows(u, fi, n);
+    activationBackward(rt, v(s.f), v(a.dA), v(a.dF), c.hiddenAct);
     // residual: dH1 = dS2 + d(intermediate input), the projection accumulating onto the copy
-    rt.copy(a.dS2, a.dH1, 0, 0, rows * h);
-    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1, true);
-    this.lnBack(`L${g}.attnLn`, s.s1, s.m1, s.r1, a.dH1, a.dS1, h);
-    this.projBack(l, "attention.output", s.ctx, a.dS1, a.dCtx);
+    rt.copy(a.dS2, a.dH1, 0, 0, n * h);
+    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1, true, rps);
+    this.lnBack(`L${g}.attnLn`, s.s1, s.m1, s.r1, a.dH1, a.dS1, h, rps);
+    if (clsOnly) {
+      // d ctx is zero off the [CLS] rows
+      this.projBack(l, "attention.output", a.ctxC, a.dS1, a.dCtxC, false, 1);
+      rt.clear(this.rows(a.dCtx, h));
+      K.rowsScatter(rt, a.dCtxC, a.dCtx, b, h, t);
+    } else this.projBack(l, "attention.output", s.ctx, a.dS1, a.dCtx);
     K.attentionBackward(
       rt,
       { ...s, lens: a.lens },
@@ -946,7 +974,10 @@ export class GpuEncoder {
       { b, t, heads: c.numHeads, hidden: h },
     );
     // dXin = dS1 (residual) + the q/k/v input gradients, each accumulated straight onto it
-    if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
+    if (dXin && clsOnly) {
+      rt.clear(this.rows(dXin, h));
+      K.rowsScatter(rt, a.dS1, dXin, b, h, t);
+    } else if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
     for (const [tg, dy] of [["query", a.dq], ["key", a.dk], ["value", a.dv]] as const) {
       this.projBack(l, tg, xin, dy, dXin, true);
     }
