@@ -260,10 +260,11 @@ Deno.test("matmul ubo: N and K chunks, strided/offset operands, chunk buffers re
   const rt = await gpu();
   const seed = freshSeed();
   const r = rng(seed);
-  // GEMM 1: 2 batches of op(A)[70, 300] · op(B)[300, 133] (B = Wᵀ shared) → 2 N-chunks × 3
+  // GEMM 1: 2 batches of op(A)[70, 1100] · op(B)[1100, 133] (B = Wᵀ shared) → 2 N-chunks × 9
   // K-chunks, with padded leading dimensions, offsets, bias, accumulate and α.
-  const [M, N, K, S] = [70, 133, 300, 2];
+  const [M, N, K, S] = [70, 133, 1100, 2];
   assert.deepEqual(uboChunks(K, N), { nv: 32, kc: 128 });
+  assert.deepEqual(uboChunks(300, N), { nv: 13, kc: 300 }); // K fits: narrow chunks, no split
   const [lda, ldb, ldc, offA, offB, offC] = [K + 3, K + 1, N + 2, 5, 11, 3];
   const sA = M * lda + 7;
   const sC = M * ldc + 1;
@@ -295,10 +296,10 @@ Deno.test("matmul ubo: N and K chunks, strided/offset operands, chunk buffers re
     alpha: -0.5,
     variant: "ubo",
   });
-  // GEMM 2, recorded before anything is submitted: reuses chunk buffer 0 for another B
-  // (K = 1000, N = 7: one chunk, transposed A).
-  const [M2, N2, K2] = [33, 7, 1000];
-  assert.deepEqual(uboChunks(K2, N2), { nv: 2, kc: 1000 });
+  // GEMM 2, recorded before anything is submitted: reuses chunk buffers 0 and 1 for another B
+  // (K = 2500, N = 7: narrow, 2 K-chunks, transposed A).
+  const [M2, N2, K2] = [33, 7, 2500];
+  assert.deepEqual(uboChunks(K2, N2), { nv: 2, kc: 2048 });
   const ha2 = toF32(randn(K2 * M2, r));
   const hb2 = toF32(randn(K2 * N2, r));
   const ta2 = up(rt, ha2, [K2, M2], "a2");
@@ -344,7 +345,7 @@ Deno.test("matmul: the software adapter defaults to ubo, a GPU to tiled", async 
 
 Deno.test("matmul: ubo is chosen by default only where it pays (no dispatch explosion)", () => {
   assert.equal(uboFits(2048, 128, 128, true), true); // encoder linears
-  assert.equal(uboFits(2048, 512, 512, true), true); // 4 × 4 chunks
+  assert.equal(uboFits(2048, 512, 512, true), true); // 16 narrow full-K chunks
   assert.equal(uboFits(2048, 128, 128, false), false); // B differs per batch
   assert.equal(uboFits(2048, 128, 0, true), false); // nothing to pack
   assert.equal(uboFits(1, 4_387_726, 32, true), false); // a row-vector product over all params

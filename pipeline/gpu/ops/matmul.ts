@@ -122,10 +122,15 @@ export function uboFits(rows: number, N: number, K: number, sharedB: boolean): b
 
 /**
  * How op(B) [K, N] is cut into uniform chunks: nv vec4 columns × kc rows each (kc·nv ≤ 4096).
- * The full K in one chunk when it fits, so only wide K splits into accumulated passes.
+ * The full K in one chunk when that leaves it ≥ 8 vec4 wide (K ≤ 512), so only wide K splits
+ * into accumulated passes (measured at 2048×128·512ᵀ: 4 K-chunks 7.6–11 GFLOP/s, 4 narrow
+ * full-K chunks 10–17).
  */
 export function uboChunks(K: number, N: number): { nv: number; kc: number } {
-  const nv = Math.min(Math.ceil(N / 4), MAX_NV);
+  const full = Math.min(Math.ceil(N / 4), MAX_NV);
+  // Widest chunk that holds all of K; used when it is still 8 vec4 wide (a NARROW tile's width).
+  const fit = Math.floor(CHUNK_VEC4 / Math.max(K, 1));
+  const nv = fit >= Math.min(full, 8) ? Math.min(full, fit) : full;
   return { nv, kc: Math.min(K, Math.floor(CHUNK_VEC4 / nv)) };
 }
 
