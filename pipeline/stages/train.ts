@@ -453,9 +453,9 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
         if (step % 10 === 0 || step === plannedSteps) await readLoss();
         reportStep();
         // Epoch k ends at step round(k · planned / epochs): expected passes over the data.
-        const nextEpoch = Math.floor(step * tc.epochs / plannedSteps + 1e-9);
-        if (step === plannedSteps || step === Math.round(nextEpoch * plannedSteps / tc.epochs)) {
-          await endOfEpoch(Math.max(1, Math.round(step * tc.epochs / plannedSteps)));
+        const k = Math.round(step * tc.epochs / plannedSteps);
+        if (step === plannedSteps || step === Math.round(k * plannedSteps / tc.epochs)) {
+          await endOfEpoch(k);
         }
       }
     }
