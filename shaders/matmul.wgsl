@@ -30,7 +30,11 @@
 //   load 3–5): 8×2 4.5–5.0; 8×4 5.8–6.2; 12×4 5.8–6.5; 16×4 6.6–6.9; 32×4 5.3–7.1; 16×8 4.2–8.4;
 //   4×8 3.0–4.8 (mm_reg 8×8 scalar-column: 3.2–3.6). Workgroup 8×1 … 8×8 made no difference.
 //   Also tried and dropped: A in uniform chunks too (copied rows, vec4 along k): no clear win,
-//   16× the dispatches.
+//   16× the dispatches; k unrolled by 2 or 4: within noise.
+//   `deno task bench kernels`, best GFLOP/s per run, mm_reg → mm_ubo, runs interleaved on one
+//   loaded machine (load 4–5): 1024³ 4.5–6.8 → 8.4–21; 2048×128·128ᵀ 6.5–12 → 11–21;
+//   2048×128·512ᵀ 7.4–9.2 → 13–21; 2048×512·128ᵀ 7.1–8.4 → 11–14; 4096×8·256ᵀ 0.7 → 3.3–6.2;
+//   512³ 9–13 → 7–11 (16 narrow chunks: the one shape where reg can tie).
 // * `mm_reg` — for CPU adapters (llvmpipe/lavapipe, isFallback). llvmpipe runs 8 invocations as
 //   SIMD lanes and turns every storage load inside a loop into a scalar loop over the lanes, and
 //   shared memory costs the same loop plus coroutine switches at each barrier. So there is no
