@@ -652,3 +652,36 @@ Deno.test("encoder: perSample false gives the same summed gradients, no per-samp
     }
   }
 });
+
+for (const kind of ["bert", "roberta"] as const) {
+  Deno.test(`encoder ${kind}: mean pooling — logits and LoRA/full gradients equal the reference`, async () => {
+    const seed = freshSeed(), r = rng(seed);
+    const lora = { targets: ["query", "value", "output"] as LoraTarget[], rank: 2 };
+    const s = await setup(kind, r, {
+      head: { kind: "multi-label", numLabels: 3 },
+      pooling: "mean",
+    }, lora);
+    s.spec.pooling = "mean";
+    const b = randomBatch(s.c, [7, 1, 9, 4], "multi-label", 3, r);
+    s.enc.poisonActivations();
+    const got = await s.rt.read(s.enc.forward(b));
+    const want = b.samples.flatMap((x) => [...refLogits(s.spec, s.ref, x)]);
+    assertClose(relErr(got, want), 1e-4, `${kind} mean-pooled logits`, seed);
+    await checkGrads(s, randomBatch(s.c, [5, 9, 2], "multi-label", 3, r), seed, r);
+
+    const f = await setup(kind, r, {
+      head: { kind: "multi-class", numLabels: 4 },
+      pooling: "mean",
+    });
+    f.spec.pooling = "mean";
+    const { count } = await checkGrads(
+      f,
+      randomBatch(f.c, [6, 3, 9], "multi-class", 4, r),
+      seed,
+      r,
+    );
+    // the pooler is bypassed, so it is not trainable (no tensor is left without a gradient)
+    const pooler = kind !== "roberta" ? 2 : 0;
+    assert.equal(count, baseParamSpecs(f.c, kind !== "roberta").length - pooler + 2);
+  });
+}

@@ -26,6 +26,7 @@ export const ENC_SHADERS = [
   "elementwise.wgsl",
   "loss.wgsl",
   "reduce.wgsl",
+  "pooling.wgsl",
   "enc_misc.wgsl",
 ] as const;
 

@@ -95,6 +95,7 @@ import {
 } from "../gpu/ops/elementwise.ts";
 import { bceWithLogits, crossEntropy } from "../gpu/ops/loss.ts";
 import { colSum, rowSumSq } from "../gpu/ops/reduce.ts";
+import { meanPoolBackward, meanPoolForward } from "../gpu/ops/pooling.ts";
 import type { PerSampleGrad, TrainableSpec } from "../privacy/dp_step.ts";
 import type { MlmHeadWeights } from "./checkpoint.ts";
 import {
@@ -130,6 +131,12 @@ export interface EncoderOptions {
   perSample?: boolean;
   /** Masked-LM pretraining head (full mode only; implies perSample false). */
   mlm?: MlmOptions;
+  /**
+   * Sentence features for the classifier: "cls" (default; the pooler when the checkpoint has
+   * one, as HF does) or "mean" (masked mean of the top layer's token states; the pooler is then
+   * unused and frozen). MLM-only checkpoints have no trained [CLS] summary: "mean" suits them.
+   */
+  pooling?: "cls" | "mean";
 }
 
 export interface MlmOptions {
@@ -222,12 +229,18 @@ export class GpuEncoder {
   private training = false;
   private sqnorms = new Map<string, GpuTensor>();
   private perSampleOn: boolean;
+  /** Mean pooling (see EncoderOptions.pooling); with it the pooler is bypassed. */
+  private meanPool: boolean;
+  /** The classifier reads pooler(tanh(dense([CLS]))). */
+  private usePooler: boolean;
 
   private constructor(rt: Runtime, c: EncoderConfig, hasPooler: boolean, o: EncoderOptions) {
     this.rt = rt;
     this.config = c;
     this.options = o;
     this.hasPooler = hasPooler;
+    this.meanPool = o.pooling === "mean";
+    this.usePooler = hasPooler && !this.meanPool;
     this.scale = o.lora ? loraScale(o.lora) : 0;
     this.perSampleOn = o.perSample ?? !o.mlm;
     this.specs = [
@@ -310,6 +323,8 @@ export class GpuEncoder {
   private isTrainable(s: ParamSpec): boolean {
     // MLM: the classifier head and the pooler get no gradient from the masked-token loss.
     if (this.options.mlm && (s.kind === "head" || s.name.startsWith("pooler."))) return false;
+    // Mean pooling bypasses the pooler: training it would leave a tensor with no gradient.
+    if (this.meanPool && s.name.startsWith("pooler.")) return false;
     if (this.options.mode === "full") return s.kind !== "lora";
     if (s.kind === "lora" || s.kind === "head") return true;
     if (s.kind === "layernorm") return !!this.options.trainLayerNorm;
@@ -589,7 +604,7 @@ export class GpuEncoder {
       const s = this.layers[l], g = weightSetOf(c, l);
       // The classifier reads only the [CLS] rows, so the top layer's attention-output
       // projection, LayerNorms and FFN run on those B rows (keys/values still need all rows).
-      const clsOnly = head && l === c.numLayers - 1, n = clsOnly ? b : rows;
+      const clsOnly = head && !this.meanPool && l === c.numLayers - 1, n = clsOnly ? b : rows;
       this.proj(l, "query", x, s.q);
       this.proj(l, "key", x, s.k);
       this.proj(l, "value", x, s.v);
@@ -609,10 +624,12 @@ export class GpuEncoder {
       x = s.h2;
     }
     if (!head) return x;
-    if (c.numLayers > 0) rt.copy(x, a.cls, 0, 0, b * h);
+    if (this.meanPool) {
+      meanPoolForward(rt, K.view(x, [b, t, h]), a.lens, K.view(a.cls, [b, h]));
+    } else if (c.numLayers > 0) rt.copy(x, a.cls, 0, 0, b * h);
     else K.rowsGather(rt, x, a.cls, b, h, t);
     let feat = a.cls;
-    if (this.hasPooler) {
+    if (this.usePooler) {
       K.linearForward(rt, a.cls, this.p("pooler.w"), this.p("pooler.b"), a.poolPre, b);
       tanhForward(rt, K.view(a.poolPre, [b, h]), K.view(a.pooled, [b, h]));
       feat = a.pooled;
@@ -661,11 +678,11 @@ export class GpuEncoder {
     for (const p of this.train.values()) rt.clear(p.perSample);
     // (perSample off: perSample IS grad, so this clears the sum the backward accumulates into)
     // head (one row per sample)
-    const feat = this.hasPooler ? a.pooled : a.cls;
+    const feat = this.usePooler ? a.pooled : a.cls;
     this.linBack("head", feat, a.dlogits, this.needsBelowHead() ? a.dPooled : null, b, 1);
     if (this.needsBelowHead()) {
       let dCls = a.dPooled;
-      if (this.hasPooler) {
+      if (this.usePooler) {
         const v = (x: GpuTensor) => K.view(x, [b, h]);
         tanhBackward(rt, v(a.dPooled), v(a.pooled), v(a.dPoolPre));
         this.linBack("pooler", a.cls, a.dPoolPre, this.lowest() !== null ? a.dCls : null, b, 1);
@@ -675,7 +692,11 @@ export class GpuEncoder {
       if (low !== null) {
         // the top layer ran on the [CLS] rows only (recordForward): its backward starts there
         let dOut = dCls;
-        if (c.numLayers === 0) {
+        if (this.meanPool) {
+          // every valid token row gets dFeature / length; the top layer runs on all rows
+          meanPoolBackward(rt, K.view(dCls, [b, h]), a.lens, K.view(a.dTop, [b, t, h]));
+          dOut = a.dTop;
+        } else if (c.numLayers === 0) {
           rt.clear(a.dTop);
           K.rowsScatter(rt, dCls, a.dTop, b, h, t);
           dOut = a.dTop;
@@ -683,7 +704,7 @@ export class GpuEncoder {
         for (let l = c.numLayers - 1; l >= Math.max(low, 0); l--) {
           const needX = l > low;
           const dX = dOut === a.dX2 ? a.dTop : a.dX2;
-          this.layerBack(l, dOut, needX ? dX : null, l === c.numLayers - 1);
+          this.layerBack(l, dOut, needX ? dX : null, !this.meanPool && l === c.numLayers - 1);
           dOut = dX;
         }
         if (low < 0) this.embBack(dOut);

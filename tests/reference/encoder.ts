@@ -25,6 +25,8 @@ export interface RefSpec {
   head: { kind: HeadKind; numLabels: number };
   /** LoRA targets present in the params and their scale s = alpha / rank. */
   lora?: { targets: LoraTarget[]; rank: number; scale: number };
+  /** "mean": the head reads the mean of the top token states (the pooler is bypassed). */
+  pooling?: "cls" | "mean";
 }
 
 export interface RefSample {
@@ -215,10 +217,18 @@ export function refEncode(spec: RefSpec, p: RefParams, ids: number[], typeIds?: 
   return x;
 }
 
-/** Classifier logits of one sample: pooler (dense + tanh) on [CLS] when present, else [CLS]. */
+/**
+ * Classifier logits of one sample: pooler (dense + tanh) on [CLS] when present, else [CLS];
+ * or the mean of the token states (spec.pooling "mean").
+ */
 export function refLogits(spec: RefSpec, p: RefParams, s: RefSample): Float64Array {
   const c = spec.config, h = c.hiddenSize;
   const hid = refEncode(spec, p, s.ids, s.typeIds);
+  if (spec.pooling === "mean") {
+    const t = hid.length / h, mean = new Float64Array(h);
+    for (let k = 0; k < t; k++) for (let j = 0; j < h; j++) mean[j] += hid[k * h + j] / t;
+    return linear(mean, 1, h, get(p, "head.w"), get(p, "head.b"));
+  }
   let cls = hid.slice(0, h);
   const pw = p.get("pooler.w");
   if (pw) {
