@@ -98,6 +98,7 @@ export interface ModelConfig {
   mode: TrainMode;
   lora: { targets: LoraTarget[]; rank: number; alpha: number; dropout: number };
   train_layernorm: boolean;
+  pooling: "cls" | "mean";
   head: HeadKind;
 }
 
@@ -410,6 +411,14 @@ const SCHEMA: Section = {
           type: "bool",
           check: bool,
           default: false,
+        }),
+        pooling: leaf({
+          doc: "Sentence features for the head: `cls` ([CLS], through the pooler when the " +
+            "checkpoint has one, as HF does) or `mean` (mean of the token states; suits " +
+            "MLM-only checkpoints, whose [CLS] was never trained).",
+          type: "cls | mean",
+          check: oneOf(["cls", "mean"] as const),
+          default: "cls",
         }),
         head: leaf({
           doc: "multi-label: one sigmoid per label; multi-class: one softmax.",

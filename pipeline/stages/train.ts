@@ -151,6 +151,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
     mode: mode === "full" ? "full" : "lora",
     lora,
     trainLayerNorm: config.model.train_layernorm,
+    pooling: config.model.pooling,
     head: { kind: config.model.head, numLabels: L },
     seed: tc.seed,
     maxBatch: tc.physical_batch,

@@ -13,7 +13,7 @@ export interface TrainedModel {
 }
 
 /** What the run's config says about the model: from a PipelineConfig or a run's config.json. */
-export type TrainedModelSpec = Pick<ModelConfig, "mode" | "checkpoint" | "head"> & {
+export type TrainedModelSpec = Pick<ModelConfig, "mode" | "checkpoint" | "head" | "pooling"> & {
   maxLength: number;
 };
 
@@ -42,6 +42,7 @@ export async function loadTrainedModel(
       maxLen,
       headWeights,
       perSample: false,
+      pooling: spec.pooling,
     });
     return { encoder, tokenizer: ckpt.tokenizer, maxLen };
   }
@@ -57,6 +58,7 @@ export async function loadTrainedModel(
     loraWeights: ad.lora,
     headWeights: ad.head,
     perSample: false,
+    pooling: spec.pooling,
   });
   return { encoder, tokenizer: ckpt.tokenizer, maxLen };
 }
