@@ -133,6 +133,7 @@ export interface EvaluateConfig {
 
 export interface OutputConfig {
   dir: string;
+  merged: boolean;
 }
 
 /** Where a config came from; kept so `applyOverrides` can re-validate from the user's own text. */
@@ -563,6 +564,13 @@ const SCHEMA: Section = {
           check: nonEmptyString,
           path: true,
           default: "run",
+        }),
+        merged: leaf({
+          doc: "LoRA modes: also write `train/merged/`, the base checkpoint with the adapter " +
+            "merged in (W + α/r·B·A) and the head, in HF layout.",
+          type: "bool",
+          check: bool,
+          default: false,
         }),
       },
     },

@@ -10,7 +10,10 @@ import { runPipeline } from "../pipeline/run.ts";
 import type { ProgressEvent } from "../pipeline/progress.ts";
 import { computeEpsilon } from "../pipeline/privacy/accountant/mod.ts";
 import { makeTinyCheckpoint } from "./fixtures/tiny_checkpoint.ts";
-import { freshSeed, gpu, rng } from "./helpers.ts";
+import { assertClose, freshSeed, gpu, relErr, rng } from "./helpers.ts";
+import { loadTrainedModel } from "../pipeline/training/trained.ts";
+import { loadCheckpoint } from "../pipeline/model/checkpoint.ts";
+import { GpuEncoder } from "../pipeline/model/encoder.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TINY = `${ROOT}fixtures/data/mimic-tiny`;
@@ -157,6 +160,7 @@ Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async 
       const run = `${tmp}/run-${mode}`;
       const cfg = config(model, run, mode, {
         train: { epochs: 2, batch_size: 16, physical_batch: 16, lr: 0.003, seed: 1 },
+        output: { dir: run, merged: mode === "lora" },
       });
       await runPipeline(cfg, { runtime: rt, onProgress: quiet });
       const log = (await lines(`${run}/train/log.jsonl`)).map((l) => JSON.parse(l));
@@ -173,6 +177,28 @@ Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async 
       );
       const report = JSON.parse(await Deno.readTextFile(`${run}/privacy/report.json`));
       assert.equal(report.private, false);
+      if (mode === "lora") {
+        // The merged HF export predicts what base + adapter predicts.
+        const spec = { ...cfg.model, maxLength: cfg.data.max_length };
+        const a = await loadTrainedModel(rt, spec, run, 14, 4);
+        const merged = await loadCheckpoint(`${run}/train/merged`, { keepHeads: true });
+        const b = await GpuEncoder.create(rt, merged.config, merged.weights, {
+          mode: "full",
+          head: { kind: "multi-label", numLabels: 14 },
+          seed: 0,
+          maxBatch: 4,
+          maxLen: 48,
+          perSample: false,
+          headWeights: {
+            w: merged.extras.get("classifier.weight")!,
+            b: merged.extras.get("classifier.bias")!,
+          },
+        });
+        const ids = ["no pneumothorax.", "small left pleural effusion, unchanged."]
+          .map((t) => a.tokenizer.encode(t, 48));
+        const pa = await a.encoder.predict({ ids }), pb = await b.predict({ ids });
+        assertClose(relErr(pb, pa), 1e-5, "merged export vs adapter", 0);
+      }
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -223,4 +249,19 @@ Deno.test("batches: ordering a Poisson sample by length keeps every record with 
   for (const mb of splitMicroBatches(sorted, 8)) {
     assert.ok(mb.records.length <= 8);
   }
+});
+
+Deno.test("clipping plan: per-layer bounds split C so the total sensitivity stays C", async () => {
+  const { clippingPlan } = await import("../pipeline/stages/train.ts");
+  const specs = ["lora.0.query.a", "lora.0.value.b", "lora.1.query.a", "L1.attnLn.g", "head.w"]
+    .map((name) => ({ name, shape: [2, 3] }));
+  const flat = clippingPlan(specs, "flat", 1.5);
+  assert.deepEqual(flat.spec, { kind: "flat", C: 1.5 });
+  assert.ok(flat.params.every((p) => p.group === 0));
+  const pl = clippingPlan(specs, "per-layer", 1.5);
+  assert.deepEqual(pl.groups, ["layer 0", "layer 1", "head"]);
+  assert.deepEqual(pl.params.map((p) => p.group), [0, 0, 1, 1, 2]);
+  if (pl.spec.kind !== "per-layer") throw new Error("expected per-layer");
+  const total = Math.sqrt(pl.spec.bounds.reduce((a, c) => a + c * c, 0));
+  assert.ok(Math.abs(total - 1.5) < 1e-12, `total sensitivity ${total} ≠ C`);
 });

@@ -24,11 +24,11 @@ import type { GpuTensor } from "../gpu/tensor.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { GpuEncoder } from "../model/encoder.ts";
 import { namedTensors } from "../model/params.ts";
-import { savePeftAdapter } from "../model/peft.ts";
+import { mergeLora, savePeftAdapter } from "../model/peft.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import type { EncoderConfig, EncoderWeights, HostTensor, LoraConfig } from "../model/types.ts";
 import { calibrateNoise, computeEpsilon } from "../privacy/accountant/mod.ts";
-import { DpStep } from "../privacy/dp_step.ts";
+import { type ClipSpec, DpStep, type TrainableSpec } from "../privacy/dp_step.ts";
 import { PrivacyBudgetError } from "../privacy/errors.ts";
 import { BudgetGuard, Ledger } from "../privacy/ledger.ts";
 import { PoissonSampler, splitMicroBatches, UnitTable } from "../privacy/sampler.ts";
@@ -272,9 +272,10 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
       target,
     );
     sampler = new PoissonSampler(units, q);
+    const clip = clippingPlan(enc.trainableSpecs(), privacy.clipping, privacy.max_grad_norm);
     dpStep = new DpStep(rt, {
-      params: enc.trainableSpecs(),
-      clipping: { kind: "flat", C: privacy.max_grad_norm },
+      params: clip.params,
+      clipping: clip.spec,
       sigma,
       expectedUnits: sampler.expectedUnits,
       maxRecords: tc.physical_batch,
@@ -516,6 +517,19 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
       head,
       baseModelNameOrPath: config.model.checkpoint,
     });
+    if (config.output.merged) {
+      await saveCheckpoint(
+        `${outDir}/merged`,
+        ec,
+        mergeLora(ckpt.weights, lw, lora!, ec),
+        config.model.checkpoint,
+        {
+          head,
+          labels: train.labelNames,
+          multiLabel: !multiClass,
+        },
+      );
+    }
   }
 
   const summary: TrainSummary = {
@@ -545,6 +559,34 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
   await writeJsonAtomic(`${outDir}/summary.json`, summary);
   dpStep?.dispose();
   return summary;
+}
+
+/**
+ * Flat clipping: one bound C over all trainable tensors. Per-layer: tensors grouped by encoder
+ * layer (weight set), embeddings, and head/pooler; each group gets C/√K so that the total
+ * sensitivity √(Σ C_k²) is exactly C and the noise calibration is unchanged.
+ */
+export function clippingPlan(
+  specs: TrainableSpec[],
+  mode: "flat" | "per-layer",
+  C: number,
+): { params: TrainableSpec[]; spec: ClipSpec; groups: string[] } {
+  if (mode === "flat") {
+    return {
+      params: specs.map((s) => ({ ...s, group: 0 })),
+      spec: { kind: "flat", C },
+      groups: ["all"],
+    };
+  }
+  const groupOf = (name: string) => {
+    const m = /^(?:lora\.|L)(\d+)\./.exec(name);
+    if (m) return `layer ${m[1]}`;
+    return name.startsWith("emb.") ? "embeddings" : "head";
+  };
+  const groups = [...new Set(specs.map((s) => groupOf(s.name)))];
+  const params = specs.map((s) => ({ ...s, group: groups.indexOf(groupOf(s.name)) }));
+  const bounds = groups.map(() => C / Math.sqrt(groups.length));
+  return { params, spec: { kind: "per-layer", bounds }, groups };
 }
 
 /** ε of the ledger so far (exact accountant call; used once per epoch). */
