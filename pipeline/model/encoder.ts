@@ -358,7 +358,9 @@ export class GpuEncoder {
       for (const n of ["dTop", "dX2", "dS2", "dH1", "dS1", "dCtx", "dq", "dk", "dv"]) {
         mk([bt, h], n);
       }
-      mk([b, h], "dCtxC");
+      // [CLS]-row gathers of the top layer's backward
+      for (const n of ["dCtxC", "dqC", "xinC", "dXinC"]) mk([b, h], n);
+      if (o.lora) mk([b, o.lora.rank], "uC");
       mk([bt, f], "dA");
       mk([bt, f], "dF");
       mk([b, nh, t, t], "ds");
@@ -895,14 +897,15 @@ export class GpuEncoder {
     x: GpuTensor,
     dy: GpuTensor,
     dx: GpuTensor | null,
-    accDx = false,
-    rowsPerSample = this.dims.t,
+    opt: { accDx?: boolean; rowsPerSample?: number; u?: GpuTensor } = {},
   ) {
     const rt = this.rt, c = this.config, g = weightSetOf(c, l);
-    const b = this.dims.b, t = rowsPerSample, rows = b * t;
-    this.linBack(`L${g}.${tg}`, x, dy, dx, b, t, accDx);
-    const ls = this.layers[l].lora.get(tg);
-    if (!ls) return;
+    const b = this.dims.b, t = opt.rowsPerSample ?? this.dims.t, rows = b * t;
+    this.linBack(`L${g}.${tg}`, x, dy, dx, b, t, opt.accDx);
+    const saved = this.layers[l].lora.get(tg);
+    if (!saved) return;
+    // `u`: the adapter's saved x·Aᵀ rows matching x (gathered rows; never with dropout)
+    const ls = opt.u ? { u: opt.u, xd: null } : saved;
     const [out, inn] = linearDims(c, tg), r = this.options.lora!.rank;
     const A = this.p(`lora.${g}.${tg}.a`), B = this.p(`lora.${g}.${tg}.b`);
     const xd = ls.xd && this.training ? ls.xd : x;
@@ -973,16 +976,16 @@ export class GpuEncoder {
     const rps = clsOnly ? 1 : t, n = b * rps;
     const xin = l === 0 ? (c.modelType === "albert" ? a.proj : a.embLn) : this.layers[l - 1].h2;
     this.lnBack(`L${g}.outLn`, s.s2, s.m2, s.r2, dOut, a.dS2, h, rps);
-    this.projBack(l, "output", s.a, a.dS2, a.dA, false, rps);
+    this.projBack(l, "output", s.a, a.dS2, a.dA, { rowsPerSample: rps });
     const v = (u: GpuTensor) => this.rows(u, fi, n);
     activationBackward(rt, v(s.f), v(a.dA), v(a.dF), c.hiddenAct);
     // residual: dH1 = dS2 + d(intermediate input), the projection accumulating onto the copy
     rt.copy(a.dS2, a.dH1, 0, 0, n * h);
-    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1, true, rps);
+    this.projBack(l, "intermediate", s.h1, a.dF, a.dH1, { accDx: true, rowsPerSample: rps });
     this.lnBack(`L${g}.attnLn`, s.s1, s.m1, s.r1, a.dH1, a.dS1, h, rps);
     if (clsOnly) {
       // d ctx is zero off the [CLS] rows
-      this.projBack(l, "attention.output", a.ctxC, a.dS1, a.dCtxC, false, 1);
+      this.projBack(l, "attention.output", a.ctxC, a.dS1, a.dCtxC, { rowsPerSample: 1 });
       rt.clear(this.rows(a.dCtx, h));
       K.rowsScatter(rt, a.dCtxC, a.dCtx, b, h, t);
     } else this.projBack(l, "attention.output", s.ctx, a.dS1, a.dCtx);
@@ -994,13 +997,36 @@ export class GpuEncoder {
       { dq: a.dq, dk: a.dk, dv: a.dv },
       { b, t, heads: c.numHeads, hidden: h },
     );
-    // dXin = dS1 (residual) + the q/k/v input gradients, each accumulated straight onto it
-    if (dXin && clsOnly) {
-      rt.clear(this.rows(dXin, h));
-      K.rowsScatter(rt, a.dS1, dXin, b, h, t);
-    } else if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
-    for (const [tg, dy] of [["query", a.dq], ["key", a.dk], ["value", a.dv]] as const) {
-      this.projBack(l, tg, xin, dy, dXin, true);
+    // dXin = dS1 (residual) + the q/k/v input gradients, each accumulated straight onto it.
+    // Top layer: dq, like d ctx, is zero off the [CLS] rows, so the query backward runs on
+    // those B rows (gathered), unless LoRA dropout acts on the query input (its mask is
+    // indexed by the full rows).
+    const qLora = s.lora.get("query");
+    if (clsOnly && !(qLora?.xd && this.training)) {
+      K.rowsGather(rt, a.dq, a.dqC, b, h, t);
+      K.rowsGather(rt, xin, a.xinC, b, h, t);
+      let u: GpuTensor | undefined;
+      if (qLora) {
+        const r = this.options.lora!.rank;
+        K.rowsGather(rt, qLora.u, a.uC, b, r, t);
+        u = a.uC;
+      }
+      if (dXin) rt.copy(a.dS1, a.dXinC, 0, 0, b * h);
+      const opt = { accDx: true, rowsPerSample: 1, u };
+      this.projBack(l, "query", a.xinC, a.dqC, dXin ? a.dXinC : null, opt);
+      if (dXin) {
+        rt.clear(this.rows(dXin, h));
+        K.rowsScatter(rt, a.dXinC, dXin, b, h, t);
+      }
+    } else {
+      if (dXin && clsOnly) {
+        rt.clear(this.rows(dXin, h));
+        K.rowsScatter(rt, a.dS1, dXin, b, h, t);
+      } else if (dXin) rt.copy(a.dS1, dXin, 0, 0, rows * h);
+      this.projBack(l, "query", xin, a.dq, dXin, { accDx: true });
+    }
+    for (const [tg, dy] of [["key", a.dk], ["value", a.dv]] as const) {
+      this.projBack(l, tg, xin, dy, dXin, { accDx: true });
     }
   }
 
