@@ -57,6 +57,13 @@
  * q/k/v and attention stay full (every key/value row feeds the [CLS] query). Exact: the other
  * rows' outputs have no path to the loss. (MLM needs every row and runs the full top layer.)
  * With LoRA dropout there, the mask is drawn over the B rows (a different, equally valid draw).
+ * The query backward of that layer also runs on the [CLS] rows (dq is zero elsewhere) unless
+ * LoRA dropout acts on the query input. Mean pooling needs every row: no pruning there.
+ * Measured (radbert-mini L2 H128 A4 I512, B 32, [CLS] pooling, LoRA q+v r8; same process
+ * alternating old/new steps, same GEMM; lavapipe on 2 shared vCPUs, medians of 8, ±15%):
+ *   step ms before → after, T 40: LoRA 444 → 342, DP-LoRA 446 → 351, full 618 → 518;
+ *   T 96: LoRA 1223 → 993, DP-LoRA 1317 → 1037, full 1597 → 1135. Peak bytes −11 MiB (T 40)
+ *   and −27 MiB (T 96). With mean pooling the step time is unchanged (±5%).
  */
 import type { Runtime } from "../gpu/runtime.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
