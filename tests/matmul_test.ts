@@ -338,9 +338,9 @@ Deno.test("matmul ubo: N and K chunks, strided/offset operands, chunk buffers re
   for (const t of [ta, tb, tbias, tc, ta2, tb2, tc2]) rt.release(t);
 });
 
-Deno.test("matmul: the software adapter defaults to ubo, a GPU to tiled", async () => {
+Deno.test("matmul: the software adapter defaults to ubo, a GPU to reg", async () => {
   const rt = await gpu();
-  assert.equal(defaultVariant(rt), rt.info.isFallback ? "ubo" : "tiled");
+  assert.equal(defaultVariant(rt), rt.info.isFallback ? "ubo" : "reg");
 });
 
 Deno.test("matmul: ubo is chosen by default only where it pays (no dispatch explosion)", () => {
