@@ -81,8 +81,13 @@ for (const h of [1, 7, 33, 130, 768, 1024]) {
       assertClose(relErr(out[0], ref.y), 1e-5, `y ${at}`, seed);
       assertClose(relErr(out[1], ref.mean), 1e-5, `mean ${at}`, seed);
       assertClose(relErr(out[2], ref.rstd), 1e-5, `rstd ${at}`, seed);
-      if (h === 1) assert.ok(out[3].every((v) => v === 0), "H=1: dx must be 0");
-      else assertClose(relErr(out[3], bw.dx), 1e-5, `dx ${at}`, seed);
+      if (h === 1) {
+        // Mathematically 0 (the output does not depend on x). Exact 0 needs IEEE division; WGSL
+        // allows 2.5 ULP and GPUs contract to FMA, so bound it by the f32 rounding of the terms.
+        const bound = out[2].reduce((a, rs, i) => Math.max(a, rs * Math.abs(dy[i] * g[0])), 0);
+        const worst = out[3].reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+        assert.ok(worst <= 1e-5 * bound, `H=1: dx must be ~0, got ${worst} (seed ${seed})`);
+      } else assertClose(relErr(out[3], bw.dx), 1e-5, `dx ${at}`, seed);
       assertClose(relErr(out[4], bw.dgamma), 1e-5, `dγ ${at}`, seed);
       assertClose(relErr(out[5], bw.dbeta), 1e-5, `dβ ${at}`, seed);
       const accG = bw.dgamma.map((v, j) => v + prior[j]);

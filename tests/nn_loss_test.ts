@@ -68,7 +68,10 @@ for (const [b, l] of [[1, 1], [7, 14], [33, 7], [130, 130]]) {
     bceWithLogits(rt, { logits: xt, targets: yt, mask: mt, loss, dlogits: dx, scale });
     const [gl, gd] = await rt.readMany([loss, dx]);
     const ref = refBce(x, y, m, b, l, scale);
-    const tol = l > 100 ? 1e-5 : 1e-6;
+    // WGSL guarantees log() to 2⁻²¹ absolute on [0.5, 2] (where log1p(e^−|x|) is evaluated) and
+    // exp() to 3 + 2|x| ULP: a per-label absolute error ≈ 5e-7, i.e. up to ~2e-6 relative to a
+    // loss of ~0.3 (lavapipe's libm is tighter; a GPU's is not).
+    const tol = l > 100 ? 1e-5 : 4e-6;
     assertClose(relErr(gl, ref.loss), tol, `bce loss B=${b} L=${l}`, seed);
     assertClose(relErr(gd, ref.dx), 1e-6, `bce dlogits B=${b} L=${l}`, seed);
     m.forEach((v, i) => {
