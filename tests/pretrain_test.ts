@@ -162,9 +162,14 @@ for (const kind of ["bert", "albert"] as const) {
         fd.push((lp - lm) / (2 * h));
         got.push(grads[k][i]);
       }
-      // Floor 1e-2: `L*.key.b` has an exactly-zero gradient (softmax is shift-invariant per
-      // query), so its f32 value is pure cancellation of O(1) terms (~2e-7 measured) while the
-      // other tensors' gradients of this summed loss are O(0.1..10).
+      if (p.name.endsWith(".key.b")) {
+        // Exactly zero (softmax is shift-invariant per query): the f32 value is pure
+        // cancellation of O(1..10) terms over ≤ 9 keys × H, measured up to 1.1e-6.
+        const worst = Math.max(...got.map(Math.abs), ...fd.map(Math.abs));
+        assertClose(worst, 2e-5, `${kind} MLM grad ${p.name} (exactly 0)`, seed);
+        return;
+      }
+      // Floor 1e-2: the other tensors' gradients of this summed loss are O(0.1..10).
       const e = Math.hypot(...got.map((g, i) => g - fd[i])) / Math.max(Math.hypot(...fd), 1e-2);
       // f32 forward + backward (LN, attention, GELU, softmax over V); central FD in float64
       // with h = 1e-5 is accurate to ~1e-9. 1e-4 is the f32 bar used across the encoder tests.
