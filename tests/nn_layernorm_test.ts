@@ -84,8 +84,9 @@ for (const h of [1, 7, 33, 130, 768, 1024]) {
       if (h === 1) {
         // Mathematically 0 (the output does not depend on x). Exact 0 needs IEEE division; WGSL
         // allows 2.5 ULP and GPUs contract to FMA, so bound it by the f32 rounding of the terms.
-        const bound = out[2].reduce((a, rs, i) => Math.max(a, rs * Math.abs(dy[i] * g[0])), 0);
-        const worst = out[3].reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+        const rs0 = out[2] as Float32Array, dx0 = out[3] as Float32Array;
+        const bound = rs0.reduce((a, rs, i) => Math.max(a, rs * Math.abs(dy[i] * g[0])), 0);
+        const worst = dx0.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
         assert.ok(worst <= 1e-5 * bound, `H=1: dx must be ~0, got ${worst} (seed ${seed})`);
       } else assertClose(relErr(out[3], bw.dx), 1e-5, `dx ${at}`, seed);
       assertClose(relErr(out[4], bw.dgamma), 1e-5, `dγ ${at}`, seed);
