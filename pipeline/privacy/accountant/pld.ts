@@ -17,6 +17,10 @@
  *   window [lo, hi] is chosen by Chernoff bounds on the discretised per-step PLD so that at most
  *   τ = 1e-4·δ composed mass lies above hi; that τ is added to δ. Mass below lo that wraps around
  *   only adds to δ (pessimistic).
+ * - Tilting (for FFT round-off at tiny δ) makes the cyclic wrap-around of mass from above the
+ *   window large after the tilt is undone (×e^{λ·n·h}); it still only adds mass (valid), but with
+ *   few steps and a heavy per-step tail it made ε up to ~80% loose. A Chernoff bound on that
+ *   aliased mass above the ε found is checked (≤ 1e-4·δ), else λ is lowered; λ = 0 always passes.
  * - h is chosen adaptively: ≤ 0.05 × the per-step loss standard deviation (so the added variance
  *   is < 0.1%), and small enough that steps·h²/8 ≤ 2e-4 × a scale of ε; capped so that the FFT
  *   has at most `maxFftSize` points (memory bound), in which case accuracy, not validity, drops.
@@ -47,6 +51,8 @@ export interface PldResult {
 
 /** Relative share of δ given to the composed-window truncation and to per-step +∞ tails. */
 const TAIL_SHARE = 1e-4;
+/** Largest share of δ by which FFT aliasing of the tilted distribution may inflate δ(ε). */
+const ALIAS_SHARE = 1e-4;
 const DEFAULT_MAX_FFT = 1 << 20;
 /** Per-step grid cap (points): beyond it h is coarsened (accuracy, not validity, drops). */
 const MAX_STEP_POINTS = 1 << 21;
@@ -216,10 +222,16 @@ function logMgf(pmf: StepPmf, h: number, t: number, logMass: Float64Array): numb
   return max + Math.log(s);
 }
 
+/** Σ_s steps_s·log E[e^{t·L_s}] of the composed finite part, at one t. */
+interface ComposedMgf {
+  t: number;
+  logMgf: number;
+}
+
 /**
- * Chernoff window [lo, hi] of the composed finite part (each tail ≤ τ), and the tilt λ: the
- * minimiser of the Chernoff bound at δ, i.e. the exponent that centres the tilted composed
- * distribution near the ε being sought.
+ * Chernoff window [lo, hi] of the composed finite part (each tail ≤ τ), the tilt λ (the minimiser
+ * of the Chernoff bound at δ, i.e. the exponent that centres the tilted composed distribution near
+ * the ε being sought) and the composed log-MGF at every t tried (for the aliasing bound).
  */
 function composedWindow(
   pmfs: readonly StepPmf[],
@@ -228,9 +240,10 @@ function composedWindow(
   h: number,
   tau: number,
   delta: number,
-): { lo: number; hi: number; tilt: number } {
+): { lo: number; hi: number; tilt: number; mgf: ComposedMgf[] } {
   let lo = -Infinity, hi = Infinity, tilt = 0, best = Infinity;
   const lt = Math.log(tau), ld = Math.log(delta);
+  const mgf: ComposedMgf[] = [];
   for (let k = -40; k <= 28; k++) {
     const t = 10 ** (k / 4); // 1e-10 … 1e7 per nat of loss
     let up = 0, down = 0;
@@ -238,6 +251,7 @@ function composedWindow(
       up += steps[s] * logMgf(pmfs[s], h, t, logMasses[s]);
       down += steps[s] * logMgf(pmfs[s], h, -t, logMasses[s]);
     }
+    mgf.push({ t, logMgf: up });
     hi = Math.min(hi, (up - lt) / t);
     lo = Math.max(lo, (lt - down) / t);
     if ((up - ld) / t < best) {
@@ -248,40 +262,47 @@ function composedWindow(
   // Never wider than the composed support itself.
   const minSum = pmfs.reduce((a, p, s) => a + steps[s] * p.offset * h, 0);
   const maxSum = pmfs.reduce((a, p, s) => a + steps[s] * (p.offset + p.mass.length - 1) * h, 0);
-  return { lo: Math.max(lo, minSum), hi: Math.min(hi, maxSum), tilt };
+  return { lo: Math.max(lo, minSum), hi: Math.min(hi, maxSum), tilt, mgf };
 }
 
-/** ε(δ) of one direction, composed over the segments with interval h. */
-function directionEpsilon(
-  dir: Direction,
-  segments: readonly Segment[],
-  delta: number,
-  h: number,
-  maxFft: number,
-): { epsilon: number; fftSize: number; tooLarge?: number } {
-  const totalSteps = segments.reduce((a, s) => a + s.steps, 0);
-  const stepTail = (TAIL_SHARE * delta) / totalSteps;
-  const pmfs: StepPmf[] = [];
-  for (const s of segments) {
-    const range = stepRange(dir, s.sampleRate, s.noiseMultiplier, stepTail);
-    if ((range.hi - range.lo) / h > MAX_STEP_POINTS) {
-      return { epsilon: NaN, fftSize: 0, tooLarge: (range.hi - range.lo) / MAX_STEP_POINTS };
-    }
-    pmfs.push(discretise(dir, s.sampleRate, s.noiseMultiplier, h, range));
+/**
+ * log of a bound on the mass that the cyclic FFT aliases from above the window onto grid points
+ * ≥ ε0, after the tilt λ is undone. Composed mass at loss l ≥ ε0 + span (span = FFT length·h)
+ * lands at l − m·span ≥ ε0 and is amplified by e^{λ·m·span} ≤ e^{λ(l−ε0)}; for any t ≥ λ,
+ * Σ p_l e^{λ(l−ε0)} over l ≥ ε0 + span ≤ e^{K(t) − t·ε0 − (t−λ)·span} (Chernoff), K = composed
+ * log-MGF. Aliasing only adds mass (a looser, still valid bound); this measures by how much.
+ */
+function logAliasBound(
+  mgf: readonly ComposedMgf[],
+  lambda: number,
+  eps0: number,
+  span: number,
+): number {
+  let best = Infinity;
+  for (const { t, logMgf } of mgf) {
+    if (t > lambda) best = Math.min(best, logMgf - t * eps0 - (t - lambda) * span);
   }
-  const steps = segments.map((s) => s.steps);
-  const tau = TAIL_SHARE * delta;
-  const logMasses = pmfs.map((p) => p.mass.map((v) => (v > 0 ? Math.log(v) : -Infinity)));
-  const win = composedWindow(pmfs, logMasses, steps, h, tau, delta);
-  const kLo = Math.floor(win.lo / h), kHi = Math.ceil(win.hi / h);
-  let n = 1;
-  while (n < kHi - kLo + 1) n *= 2;
-  if (n > maxFft) return { epsilon: NaN, fftSize: n, tooLarge: (kHi - kLo + 1) / maxFft };
+  return best;
+}
 
+/**
+ * Composes the steps by FFT with tilt λ and scans δ(ε) down from the top of the window. Returns ε
+ * and the grid index k where the scan stopped (ε ∈ [k·h, (k+1)·h)).
+ */
+function composeAndScan(
+  pmfs: readonly StepPmf[],
+  logMasses: readonly Float64Array[],
+  steps: readonly number[],
+  h: number,
+  win: { kLo: number; kHi: number; n: number },
+  lambda: number,
+  infMass: number,
+  delta: number,
+): { epsilon: number; stop: number } {
+  const { kLo, kHi, n } = win;
   // Exponential tilting by λ (p_i → p_i e^{λε_i − K(λ)}) before the FFT, undone after: exact in
   // exact arithmetic, and it centres the composed distribution on the tail that sets ε, so the
   // FFT's round-off (relative to the largest mass) is small there even at δ = 1e-10, 10⁵ steps.
-  const lambda = win.tilt;
   const accRe = new Float64Array(n), accIm = new Float64Array(n);
   const re = new Float64Array(n), im = new Float64Array(n);
   accRe.fill(1);
@@ -314,11 +335,6 @@ function directionEpsilon(
   }
   fft(accRe, accIm, true);
 
-  let logFinite = 0;
-  for (let s = 0; s < pmfs.length; s++) logFinite += steps[s] * Math.log1p(-pmfs[s].infMass);
-  const infMass = -Math.expm1(logFinite) + tau;
-  if (infMass >= delta) return { epsilon: Infinity, fftSize: n };
-
   // Scan down from the top of the window: A = Σ_{j>k} r_j, B = Σ_{j>k} r_j e^{ε_k − ε_j};
   // δ(ε) on [ε_k, ε_{k+1}) is infMass + A − e^{ε−ε_k}·B.
   const emh = Math.exp(-h);
@@ -327,7 +343,7 @@ function directionEpsilon(
     const dk = infMass + a - b;
     if (dk > delta) {
       const eps = k * h + Math.log((infMass + a - delta) / b);
-      return { epsilon: Math.max(0, eps), fftSize: n };
+      return { epsilon: Math.max(0, eps), stop: k };
     }
     const pos = ((k % n) + n) % n;
     // Negative values are FFT round-off; undo the tilt.
@@ -335,7 +351,63 @@ function directionEpsilon(
     a += r;
     b = (b + r) * emh;
   }
-  return { epsilon: Math.max(0, kLo * h), fftSize: n };
+  return { epsilon: Math.max(0, kLo * h), stop: kLo };
+}
+
+/** ε(δ) of one direction, composed over the segments with interval h. */
+function directionEpsilon(
+  dir: Direction,
+  segments: readonly Segment[],
+  delta: number,
+  h: number,
+  maxFft: number,
+): { epsilon: number; fftSize: number; tooLarge?: number } {
+  const totalSteps = segments.reduce((a, s) => a + s.steps, 0);
+  const stepTail = (TAIL_SHARE * delta) / totalSteps;
+  const pmfs: StepPmf[] = [];
+  for (const s of segments) {
+    const range = stepRange(dir, s.sampleRate, s.noiseMultiplier, stepTail);
+    if ((range.hi - range.lo) / h > MAX_STEP_POINTS) {
+      return { epsilon: NaN, fftSize: 0, tooLarge: (range.hi - range.lo) / MAX_STEP_POINTS };
+    }
+    pmfs.push(discretise(dir, s.sampleRate, s.noiseMultiplier, h, range));
+  }
+  const steps = segments.map((s) => s.steps);
+  const tau = TAIL_SHARE * delta;
+  const logMasses = pmfs.map((p) => p.mass.map((v) => (v > 0 ? Math.log(v) : -Infinity)));
+  const win = composedWindow(pmfs, logMasses, steps, h, tau, delta);
+  const kLo = Math.floor(win.lo / h), kHi = Math.ceil(win.hi / h);
+  let n = 1;
+  while (n < kHi - kLo + 1) n *= 2;
+  if (n > maxFft) return { epsilon: NaN, fftSize: n, tooLarge: (kHi - kLo + 1) / maxFft };
+
+  let logFinite = 0;
+  for (let s = 0; s < pmfs.length; s++) logFinite += steps[s] * Math.log1p(-pmfs[s].infMass);
+  const infMass = -Math.expm1(logFinite) + tau;
+  if (infMass >= delta) return { epsilon: Infinity, fftSize: n };
+
+  // The tilt λ that is best for round-off can put tilted mass far above the window (few steps
+  // with a heavy per-step tail: the tilted sum piles up at multiples of the per-step maximum);
+  // the cyclic FFT then folds it back, amplified by e^{λ·n·h}, and ε comes out far too loose.
+  // Check the aliasing bound at the ε found and retry with smaller tilts until it is ≤
+  // ALIAS_SHARE·δ. λ = 0 always passes: untilted, the folded mass lies above the window (≤ τ).
+  const grid = { kLo, kHi, n };
+  const lad = Math.log(ALIAS_SHARE * delta), span = n * h;
+  let lambda = win.tilt;
+  for (;;) {
+    const r = composeAndScan(pmfs, logMasses, steps, h, grid, lambda, infMass, delta);
+    const eps0 = r.stop * h;
+    if (lambda === 0 || logAliasBound(win.mgf, lambda, eps0, span) <= lad) {
+      return { epsilon: r.epsilon, fftSize: n };
+    }
+    // Largest smaller tilt predicted to pass at this ε0 (ε0 is then re-checked: the loose ε0 of
+    // an aliased run is too high, which makes the prediction optimistic, never wrong).
+    let next = 0;
+    for (const { t } of win.mgf) {
+      if (t < lambda && t > next && logAliasBound(win.mgf, t, eps0, span) <= lad) next = t;
+    }
+    lambda = next;
+  }
 }
 
 /** Adaptive h for one direction (see the header). */
