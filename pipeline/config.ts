@@ -11,24 +11,10 @@ import type { Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
 import { LORA_TARGETS } from "./model/types.ts";
 import type { HeadKind, LoraTarget } from "./model/types.ts";
+import { CHEXPERT_LABELS as CHEXPERT } from "./data/chexpert.ts";
 
 /** The 14 CheXpert labels in the column order of mimic-cxr-2.0.0-chexpert.csv. */
-export const CHEXPERT_LABELS: readonly string[] = [
-  "Atelectasis",
-  "Cardiomegaly",
-  "Consolidation",
-  "Edema",
-  "Enlarged Cardiomediastinum",
-  "Fracture",
-  "Lung Lesion",
-  "Lung Opacity",
-  "No Finding",
-  "Pleural Effusion",
-  "Pleural Other",
-  "Pneumonia",
-  "Pneumothorax",
-  "Support Devices",
-];
+export const CHEXPERT_LABELS: readonly string[] = CHEXPERT;
 
 /** Report sections the MIMIC-CXR reader can select (names after normalisation). */
 export const REPORT_SECTIONS = [

@@ -14,6 +14,7 @@ import { writePredictionsCsv } from "../pipeline/eval/report.ts";
 import { Runtime } from "../pipeline/gpu/runtime.ts";
 import { loadTrainedModel } from "../pipeline/training/trained.ts";
 import type { ModelConfig } from "../pipeline/config.ts";
+import { runMain } from "./cli.ts";
 
 const USAGE = `usage: deno task predict --run DIR --input FILE|FOLDER --output FILE
          [--id-column id] [--text-column text ...] [--threshold T] [--batch 32]`;
@@ -142,11 +143,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`${(e as Error).name}: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

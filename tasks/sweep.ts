@@ -12,6 +12,7 @@ import { consoleProgress, type ProgressEvent } from "../pipeline/progress.ts";
 import { parseEpsilons } from "../pipeline/sweep/plan.ts";
 import type { RunRow } from "../pipeline/sweep/results.ts";
 import { runSweep, type SweepEvent } from "../pipeline/sweep/sweep.ts";
+import { runMain } from "./cli.ts";
 
 const DEFAULT_CONFIG = new URL("../fixtures/default.yaml", import.meta.url).pathname;
 const DEFAULT_EPSILONS = "0.01,0.1,1,10";
@@ -162,22 +163,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    const err = e as Error;
-    const known = [
-      "ConfigError",
-      "DataError",
-      "DeviceError",
-      "PrivacyBudgetError",
-      "CheckpointError",
-      "TokenizerError",
-      "AccountantError",
-    ];
-    console.error(`${known.includes(err.name) ? err.name : "error"}: ${err.message}`);
-    if (!known.includes(err.name)) console.error(err.stack);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

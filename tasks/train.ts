@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { applyOverrides, loadConfig } from "../pipeline/config.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { type StageName, STAGES } from "../pipeline/stages/context.ts";
+import { runMain } from "./cli.ts";
 
 const DEFAULT_CONFIG = new URL("../fixtures/default.yaml", import.meta.url).pathname;
 
@@ -73,22 +74,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    const err = e as Error;
-    const known = [
-      "ConfigError",
-      "DataError",
-      "DeviceError",
-      "PrivacyBudgetError",
-      "CheckpointError",
-      "TokenizerError",
-      "AccountantError",
-    ];
-    console.error(`${known.includes(err.name) ? err.name : "error"}: ${err.message}`);
-    if (!known.includes(err.name)) console.error(err.stack);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

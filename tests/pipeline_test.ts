@@ -9,7 +9,7 @@ import { configFromObject, type PipelineConfig } from "../pipeline/config.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import type { ProgressEvent } from "../pipeline/progress.ts";
 import { computeEpsilon } from "../pipeline/privacy/accountant/mod.ts";
-import { makeTinyCheckpoint } from "./fixtures/tiny_checkpoint.ts";
+import { makeTinyProjectModel } from "./fixtures/tiny_checkpoint.ts";
 import { assertClose, freshSeed, gpu, relErr, rng } from "./helpers.ts";
 import { loadTrainedModel } from "../pipeline/training/trained.ts";
 import { loadCheckpoint } from "../pipeline/model/checkpoint.ts";
@@ -18,25 +18,7 @@ import { GpuEncoder } from "../pipeline/model/encoder.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const TINY = `${ROOT}fixtures/data/mimic-tiny`;
 
-async function tinyModel(dir: string): Promise<string> {
-  const vocab = (await Deno.readTextFile(`${ROOT}fixtures/tokenizer/vocab.txt`)).split("\n")
-    .filter((x) => x);
-  await makeTinyCheckpoint(dir, {
-    modelType: "bert",
-    layers: 1,
-    hidden: 32,
-    heads: 2,
-    intermediate: 64,
-    vocab: vocab.length,
-    maxPositions: 64,
-    tokenizer: "none",
-    seed: 7,
-  });
-  for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
-    await Deno.copyFile(`${ROOT}fixtures/tokenizer/${f}`, `${dir}/${f}`);
-  }
-  return dir;
-}
+const tinyModel = (dir: string) => makeTinyProjectModel(dir);
 
 function config(model: string, out: string, mode: string, extra: Record<string, unknown> = {}) {
   return configFromObject({

@@ -11,31 +11,13 @@ import { aggregate, perLabelEpsilon, type RunRow } from "../pipeline/sweep/resul
 import { meanStd } from "../pipeline/sweep/stats.ts";
 import { runSweep } from "../pipeline/sweep/sweep.ts";
 import { main, quickSets } from "../tasks/sweep.ts";
-import { makeTinyCheckpoint } from "./fixtures/tiny_checkpoint.ts";
+import { makeTinyProjectModel } from "./fixtures/tiny_checkpoint.ts";
 import { freshSeed, gpu, rng } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TINY = `${ROOT}fixtures/data/mimic-tiny`;
 
-async function tinyModel(dir: string): Promise<string> {
-  const vocab = (await Deno.readTextFile(`${ROOT}fixtures/tokenizer/vocab.txt`)).split("\n")
-    .filter((x) => x);
-  await makeTinyCheckpoint(dir, {
-    modelType: "bert",
-    layers: 1,
-    hidden: 32,
-    heads: 2,
-    intermediate: 64,
-    vocab: vocab.length,
-    maxPositions: 64,
-    tokenizer: "none",
-    seed: 7,
-  });
-  for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
-    await Deno.copyFile(`${ROOT}fixtures/tokenizer/${f}`, `${dir}/${f}`);
-  }
-  return dir;
-}
+const tinyModel = (dir: string) => makeTinyProjectModel(dir);
 
 /** A dp-lora base config with σ given directly (the sweep must replace it by the target ε). */
 function baseConfig(model: string) {
