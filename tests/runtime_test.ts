@@ -80,3 +80,19 @@ Deno.test("runtime: params rejects non-u32 sizes", () => {
   assert.throws(() => params([-1]), RangeError);
   assert.throws(() => params([1.5]), RangeError);
 });
+
+Deno.test("runtime: no adapter → a DeviceError that names the package to install", async () => {
+  const code = `import { acquireDevice } from "${
+    new URL("../pipeline/gpu/device.ts", import.meta.url).href
+  }";
+try { await acquireDevice(); console.log("ADAPTER"); }
+catch (e) { console.log(e.name + ": " + e.message); }`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", code],
+    env: { DENO_WEBGPU_BACKEND: "", XDG_RUNTIME_DIR: "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(text, /^DeviceError: .*mesa-vulkan-drivers.*DENO_WEBGPU_BACKEND/);
+});
