@@ -5,7 +5,7 @@
 import type { Runtime } from "../gpu/runtime.ts";
 import { benchConfig, type BenchModelName, randomBertWeights } from "./shapes.ts";
 import { type BenchOp, createWorkload, type Workload } from "./workload.ts";
-import { loadAverage, timeRuns } from "./stats.ts";
+import { loadAverage, round, timeRuns } from "./stats.ts";
 import type { EncoderWeights } from "../model/types.ts";
 
 /** Options every end-to-end benchmark takes. */
@@ -124,4 +124,42 @@ export async function measure(
   } finally {
     wl.dispose();
   }
+}
+
+/** The fields every per-step benchmark row shares (bench model and bench train). */
+export interface StepRow {
+  model: string;
+  op: BenchOp;
+  seq: number;
+  batch: number;
+  samples_per_s: number;
+  step_ms: number;
+  peak_bytes: number;
+  adapter: string;
+  per_sample: boolean;
+  trainable_params: number;
+  reps: number;
+  ms: number[];
+  load_avg: number | null;
+  pytorch_samples_per_s: number | null;
+}
+
+/** A measurement as a rounded row, with the peer's samples/s where one was measured. */
+export function stepRow(m: Measurement, reps: number, peers: Record<string, number>): StepRow {
+  return {
+    model: m.model,
+    op: m.op,
+    seq: m.seq,
+    batch: m.batch,
+    samples_per_s: round(m.samples_per_s),
+    step_ms: round(m.step_ms, 1),
+    peak_bytes: m.peak_bytes,
+    adapter: m.adapter,
+    per_sample: m.per_sample,
+    trainable_params: m.trainable_params,
+    reps,
+    ms: m.ms.map((x) => round(x, 1)),
+    load_avg: m.load_avg === null ? null : round(m.load_avg, 2),
+    pytorch_samples_per_s: peers[`${m.model}/${m.op}`] ?? null,
+  };
 }

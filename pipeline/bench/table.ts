@@ -2,6 +2,7 @@
  * Plain-text tables for the benchmark CLIs: a header line naming the adapter (timings mean
  * nothing without it), then right-aligned columns.
  */
+import type { StepRow } from "./measure.ts";
 
 export interface Column<R> {
   title: string;
@@ -41,4 +42,20 @@ export function header(
 ): string {
   const kv = Object.entries(extra).map(([k, v]) => `${k} ${v}`).join(", ");
   return `${title} — adapter: ${adapter}${kv ? ` (${kv})` : ""}`;
+}
+
+/** Columns of a per-step benchmark table; `opTitle` names the op column ("op" or "mode"). */
+export function stepColumns<R extends StepRow>(opTitle: string): Column<R>[] {
+  return [
+    { title: "model", cell: (r) => r.model, left: true },
+    { title: opTitle, cell: (r) => r.op, left: true },
+    { title: "batch", cell: (r) => String(r.batch) },
+    { title: "seq", cell: (r) => String(r.seq) },
+    { title: "ms/step", cell: (r) => num(r.step_ms, 0) },
+    { title: "samples/s", cell: (r) => num(r.samples_per_s, 2) },
+    { title: "PyTorch", cell: (r) => num(r.pytorch_samples_per_s, 1) },
+    { title: "peak MiB", cell: (r) => mib(r.peak_bytes) },
+    { title: "trainable", cell: (r) => String(r.trainable_params) },
+    { title: "load", cell: (r) => num(r.load_avg, 1) },
+  ];
 }

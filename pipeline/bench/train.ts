@@ -11,11 +11,18 @@
  * the shares are what matters.
  */
 import type { Runtime } from "../gpu/runtime.ts";
-import { type E2eOptions, measure, type Measurement, WeightCache } from "./measure.ts";
+import {
+  type E2eOptions,
+  measure,
+  type Measurement,
+  type StepRow,
+  stepRow,
+  WeightCache,
+} from "./measure.ts";
 import type { BenchModelName } from "./shapes.ts";
 import { BENCH_LORA } from "./shapes.ts";
 import { round } from "./stats.ts";
-import { type Column, header, mib, num, renderTable } from "./table.ts";
+import { type Column, header, mib, num, renderTable, stepColumns } from "./table.ts";
 import type { BenchOp } from "./workload.ts";
 
 export const TRAIN_OPS: readonly BenchOp[] = ["full", "lora", "dp-lora"];
@@ -28,25 +35,11 @@ const PEERS: Record<string, number> = {
   "bert-tiny/dp-lora": 127,
 };
 
-export interface TrainRow {
+export interface TrainRow extends StepRow {
   bench: "train";
   kind: "config";
-  model: string;
-  op: BenchOp;
-  seq: number;
-  batch: number;
-  samples_per_s: number;
-  step_ms: number;
-  peak_bytes: number;
-  adapter: string;
-  per_sample: boolean;
-  trainable_params: number;
   lora_rank: number | null;
   lora_targets: string[] | null;
-  reps: number;
-  ms: number[];
-  load_avg: number | null;
-  pytorch_samples_per_s: number | null;
 }
 
 export interface KernelTime {
@@ -91,22 +84,9 @@ function toRow(m: Measurement, reps: number): TrainRow {
   return {
     bench: "train",
     kind: "config",
-    model: m.model,
-    op: m.op,
-    seq: m.seq,
-    batch: m.batch,
-    samples_per_s: round(m.samples_per_s),
-    step_ms: round(m.step_ms, 1),
-    peak_bytes: m.peak_bytes,
-    adapter: m.adapter,
-    per_sample: m.per_sample,
-    trainable_params: m.trainable_params,
+    ...stepRow(m, reps, PEERS),
     lora_rank: lora ? BENCH_LORA.rank : null,
     lora_targets: lora ? [...BENCH_LORA.targets] : null,
-    reps,
-    ms: m.ms.map((x) => round(x, 1)),
-    load_avg: m.load_avg === null ? null : round(m.load_avg, 2),
-    pytorch_samples_per_s: PEERS[`${m.model}/${m.op}`] ?? null,
   };
 }
 
@@ -190,18 +170,7 @@ export async function benchTrain(
   return rows;
 }
 
-const COLUMNS: Column<TrainRow>[] = [
-  { title: "model", cell: (r) => r.model, left: true },
-  { title: "mode", cell: (r) => r.op, left: true },
-  { title: "batch", cell: (r) => String(r.batch) },
-  { title: "seq", cell: (r) => String(r.seq) },
-  { title: "ms/step", cell: (r) => num(r.step_ms, 0) },
-  { title: "samples/s", cell: (r) => num(r.samples_per_s, 2) },
-  { title: "PyTorch", cell: (r) => num(r.pytorch_samples_per_s, 1) },
-  { title: "peak MiB", cell: (r) => mib(r.peak_bytes) },
-  { title: "trainable", cell: (r) => String(r.trainable_params) },
-  { title: "load", cell: (r) => num(r.load_avg, 1) },
-];
+const COLUMNS = stepColumns<TrainRow>("mode");
 
 const KERNEL_COLUMNS: Column<KernelTime>[] = [
   { title: "kernel", cell: (k) => k.kernel, left: true },
