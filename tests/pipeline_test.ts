@@ -87,6 +87,31 @@ Deno.test("pipeline: dp-lora end to end writes every artifact with ε within bud
     const html = await Deno.readTextFile(`${run}/report.html`);
     assert.ok(!/https?:\/\//.test(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, "")));
 
+    // predict: a CSV of new reports and a folder of .txt reports, labelled with the trained run.
+    const { main: predict } = await import("../tasks/predict.ts");
+    await Deno.writeTextFile(
+      `${tmp}/new.csv`,
+      'id,text\na1,"No pneumothorax. Small left pleural effusion."\na2,Normal chest.\n',
+    );
+    assert.equal(
+      await predict(["--run", run, "--input", `${tmp}/new.csv`, "--output", `${tmp}/p.csv`]),
+      0,
+    );
+    const pcsv = await lines(`${tmp}/p.csv`);
+    assert.equal(pcsv.length, 3);
+    assert.ok(pcsv[1].startsWith("a1,") && pcsv[0].includes("Pleural Effusion.prob"));
+    await Deno.mkdir(`${tmp}/txt`);
+    await Deno.writeTextFile(
+      `${tmp}/txt/s1.txt`,
+      "FINDINGS: Mild cardiomegaly.\nIMPRESSION: No edema.",
+    );
+    assert.equal(
+      await predict(["--run", run, "--input", `${tmp}/txt`, "--output", `${tmp}/q.csv`]),
+      0,
+    );
+    assert.ok((await lines(`${tmp}/q.csv`))[1].startsWith("s1,"));
+    assert.equal(await predict(["--run", run]), 2, "missing flags are a usage error");
+
     // Same settings again: every stage is skipped; only evaluate settings changed → only it runs.
     const again2 = await runPipeline(cfg, { runtime: rt, onProgress: quiet });
     assert.deepEqual(again2.ran, []);
