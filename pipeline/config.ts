@@ -426,7 +426,8 @@ const SCHEMA: Section = {
           default: 3,
         }),
         batch_size: leaf({
-          doc: "Logical batch; for dp-lora the expected Poisson batch (q = batch_size / N).",
+          doc: "Logical batch; for dp-lora the expected Poisson batch in privacy units (q = " +
+            "batch_size / N, N = reports, or patients with privacy.unit: patient).",
           type: "integer",
           check: posInt,
           default: 32,
