@@ -13,8 +13,7 @@ import {
   stepRow,
   WeightCache,
 } from "./measure.ts";
-import { round } from "./stats.ts";
-import { type Column, header, mib, num, renderTable, stepColumns } from "./table.ts";
+import { header, renderTable, stepColumns } from "./table.ts";
 import type { BenchOp } from "./workload.ts";
 
 export const MODEL_OPS: readonly BenchOp[] = ["forward", "lora", "full"];

@@ -22,7 +22,7 @@ import {
 import type { BenchModelName } from "./shapes.ts";
 import { BENCH_LORA } from "./shapes.ts";
 import { round } from "./stats.ts";
-import { type Column, header, mib, num, renderTable, stepColumns } from "./table.ts";
+import { type Column, header, num, renderTable, stepColumns } from "./table.ts";
 import type { BenchOp } from "./workload.ts";
 
 export const TRAIN_OPS: readonly BenchOp[] = ["full", "lora", "dp-lora"];
