@@ -34,10 +34,17 @@ function termErr(got: ArrayLike<number>, want: ArrayLike<number>, mag: ArrayLike
   for (let i = 0; i < got.length; i++) {
     if (!Number.isFinite(got[i])) return Infinity;
     num += (got[i] - want[i]) ** 2;
-    den += mag[i] ** 2;
+    den += Math.max(Math.abs(mag[i]), TAIL) ** 2;
   }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+  return Math.sqrt(num) / Math.sqrt(den);
 }
+
+/**
+ * Activation values and derivatives below 1e-3 in magnitude (the far negative tail, x < −4)
+ * are reached through exp() of a large argument, which WGSL only guarantees to 3 + 2|arg| ULP;
+ * there the check is on absolute error (≤ tolerance·1e-3), elsewhere it stays relative.
+ */
+const TAIL = 1e-3;
 
 /** Sum of the absolute values of the terms of act'(x). */
 function dmag(x: number, kind: Act): number {
@@ -109,7 +116,8 @@ for (const kind of ["gelu", "gelu_new", "relu"] as Act[]) {
       activationBackward(rt, xt, dyt, dx, kind);
       const [gy, gdx] = await rt.readMany([y, dx]);
       const tol = kind === "relu" ? 0 : 1e-6;
-      assertClose(relErr(gy, x.map((v) => act(v, kind))), tol, `${kind} forward n=${n}`, seed);
+      const want = x.map((v) => act(v, kind));
+      assertClose(termErr(gy, want, want), tol, `${kind} forward n=${n}`, seed);
       // gelu' is a sum of terms that cancel near its zero (x ≈ −0.75), so the error is measured
       // against the magnitude of the terms, not of their sum (a single element can be ~0).
       assertClose(
@@ -118,7 +126,9 @@ for (const kind of ["gelu", "gelu_new", "relu"] as Act[]) {
           x.map((v, i) => dy[i] * dact(v, kind)),
           x.map((v, i) => dy[i] * dmag(v, kind)),
         ),
-        kind === "relu" ? 0 : 1e-6,
+        // gelu_new' goes through e^(−2u): above the TAIL floor (x > −4, |2u| < 11) WGSL's exp
+        // allows (3 + 22) ULP ≈ 1.5e-6, plus ~10 f32 roundings of the product rule.
+        kind === "relu" ? 0 : kind === "gelu_new" ? 3e-6 : 1e-6,
         `${kind} backward n=${n}`,
         seed,
       );
