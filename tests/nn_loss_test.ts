@@ -72,8 +72,16 @@ for (const [b, l] of [[1, 1], [7, 14], [33, 7], [130, 130]]) {
     // exp() to 3 + 2|x| ULP: a per-label absolute error ≈ 5e-7, i.e. up to ~2e-6 relative to a
     // loss of ~0.3 (lavapipe's libm is tighter; a GPU's is not).
     const tol = l > 100 ? 1e-5 : 4e-6;
-    assertClose(relErr(gl, ref.loss), tol, `bce loss B=${b} L=${l}`, seed);
-    assertClose(relErr(gd, ref.dx), 1e-6, `bce dlogits B=${b} L=${l}`, seed);
+    // WGSL guarantees log() only to 2⁻²¹ absolute on [0.5, 2] (where log1p(e^−|x|) is taken)
+    // and exp() to 3 + 2|x| ULP. So per-sample losses are compared on absolute error where they
+    // are below 0.125 (2⁻²¹ / 4e-6) and relatively above; dlogits = σ(∓|x|) − y inherit exp's
+    // relative bound at the widest unmasked |x|.
+    const lossErr = Math.hypot(...[...gl].map((v, i) => v - ref.loss[i])) /
+      Math.hypot(...[...ref.loss].map((v) => Math.max(Math.abs(v), 0.125)));
+    assertClose(lossErr, tol, `bce loss B=${b} L=${l}`, seed);
+    const widest = x.reduce((w, v, i) => (m[i] ? Math.max(w, Math.abs(v)) : w), 0);
+    const tolD = Math.max(1e-6, (3 + 2 * widest) * 2 ** -23);
+    assertClose(relErr(gd, ref.dx), tolD, `bce dlogits B=${b} L=${l}`, seed);
     m.forEach((v, i) => {
       if (!v) assert.equal(gd[i], 0, `masked label ${i} has gradient ${gd[i]} (seed ${seed})`);
     });
@@ -109,7 +117,18 @@ for (const [b, k] of [[1, 1], [7, 7], [33, 130], [5, 3001]]) {
       assert.equal(gl[1], 0);
       assert.ok(gd.slice(k, 2 * k).every((v) => v === 0), "ignored sample has zero gradient");
     }
-    if (b > 2) assertClose(Math.abs(gl[2] - ref.loss[2]) / ref.loss[2], 1e-5, "tiny loss", seed);
+    if (b > 2) {
+      // loss = log1p(Σ_other e^(x_k − x_label)) with gaps ≥ 60: its relative accuracy is that of
+      // WGSL's exp at the gap (3 + 2|gap| ULP). Below f32's normal range (~1e-38; GPUs flush
+      // subnormals) it can only be 0.
+      const row = x.slice(2 * k, 3 * k), xl = row[labels[2]];
+      const gap = xl - Math.max(...row.filter((_, j) => j !== labels[2]));
+      if (ref.loss[2] < 1e-36) assert.ok(gl[2] >= 0 && gl[2] < 1e-36, `tiny loss ${gl[2]}`);
+      else {
+        const tolTiny = (3 + 2 * gap) * 2 ** -23 + 1e-6;
+        assertClose(Math.abs(gl[2] - ref.loss[2]) / ref.loss[2], tolTiny, "tiny loss", seed);
+      }
+    }
     [xt, lt, loss, dx].forEach((t) => rt.release(t));
   });
 }
