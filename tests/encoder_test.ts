@@ -13,8 +13,6 @@ import type {
   EncoderConfig,
   EncoderWeights,
   HeadKind,
-  HostTensor,
-  LayerWeights,
   LoraTarget,
   LoraWeights,
 } from "../pipeline/model/types.ts";
@@ -30,6 +28,7 @@ import {
   refSampleLoss,
   type RefSpec,
 } from "./reference/encoder.ts";
+import { randomWeights } from "./fixtures/random_weights.ts";
 
 let shared: Promise<Runtime> | null = null;
 /** Only the encoder's own shaders: other families' files must not affect this suite. */
@@ -85,41 +84,6 @@ function cfg(kind: "bert" | "albert" | "roberta"): EncoderConfig {
     numHiddenGroups: 2,
     padTokenId: 1,
     positionOffset: 2,
-  };
-}
-
-function ht(shape: number[], r: () => number, scale: number, mean = 0): HostTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const d = randn(n, r, scale);
-  return { data: Float32Array.from(d, (v) => v + mean), shape };
-}
-
-function randomWeights(c: EncoderConfig, r: () => number, pooler: boolean): EncoderWeights {
-  const h = c.hiddenSize, e = c.embeddingSize, f = c.intermediateSize;
-  const lin = (o: number, i: number) => ({
-    w: ht([o, i], r, 1 / Math.sqrt(i)),
-    b: ht([o], r, 0.1),
-  });
-  const ln = (n: number) => ({ gamma: ht([n], r, 0.2, 1), beta: ht([n], r, 0.1) });
-  const layer = (): LayerWeights => ({
-    query: lin(h, h),
-    key: lin(h, h),
-    value: lin(h, h),
-    attnOut: lin(h, h),
-    attnLn: ln(h),
-    inter: lin(f, h),
-    out: lin(h, f),
-    outLn: ln(h),
-  });
-  const groups = c.modelType === "albert" ? c.numHiddenGroups : c.numLayers;
-  return {
-    wordEmb: ht([c.vocabSize, e], r, 1),
-    posEmb: ht([c.maxPositions, e], r, 0.5),
-    typeEmb: ht([c.typeVocabSize, e], r, 0.5),
-    embLn: ln(e),
-    embProj: c.modelType === "albert" ? lin(h, e) : undefined,
-    layers: Array.from({ length: groups }, layer),
-    pooler: pooler ? lin(h, h) : undefined,
   };
 }
 

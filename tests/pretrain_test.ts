@@ -23,14 +23,15 @@ import {
 import { evaluateMlm, runPretrain, splitHoldout } from "../pipeline/model/pretrain.ts";
 import { parsePretrainConfig, readPretrainConfig } from "../pipeline/model/pretrain_config.ts";
 import { ConfigError } from "../pipeline/errors.ts";
-import type {
-  EncoderConfig,
-  EncoderWeights,
-  HostTensor,
-  LayerWeights,
-} from "../pipeline/model/types.ts";
-import { assertClose, freshSeed, randn, rng } from "./helpers.ts";
+import type { EncoderConfig } from "../pipeline/model/types.ts";
+import { assertClose, freshSeed, rng } from "./helpers.ts";
 import { refMlmLoss, type RefParams, refParams, type RefSpec } from "./reference/encoder.ts";
+import {
+  randomHost,
+  randomLayerNorm,
+  randomLinear,
+  randomWeights,
+} from "./fixtures/random_weights.ts";
 
 let shared: Promise<Runtime> | null = null;
 function gpu(): Promise<Runtime> {
@@ -57,41 +58,13 @@ function cfg(kind: "bert" | "albert"): EncoderConfig {
   };
 }
 
-function ht(shape: number[], r: () => number, scale: number, mean = 0): HostTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { data: Float32Array.from(randn(n, r, scale), (v) => v + mean), shape };
-}
-
 function randomModel(c: EncoderConfig, r: () => number) {
-  const h = c.hiddenSize, e = c.embeddingSize, f = c.intermediateSize;
-  const lin = (o: number, i: number) => ({
-    w: ht([o, i], r, 1 / Math.sqrt(i)),
-    b: ht([o], r, 0.1),
-  });
-  const ln = (n: number) => ({ gamma: ht([n], r, 0.2, 1), beta: ht([n], r, 0.1) });
-  const layer = (): LayerWeights => ({
-    query: lin(h, h),
-    key: lin(h, h),
-    value: lin(h, h),
-    attnOut: lin(h, h),
-    attnLn: ln(h),
-    inter: lin(f, h),
-    out: lin(h, f),
-    outLn: ln(h),
-  });
-  const w: EncoderWeights = {
-    wordEmb: ht([c.vocabSize, e], r, 1),
-    posEmb: ht([c.maxPositions, e], r, 0.5),
-    typeEmb: ht([c.typeVocabSize, e], r, 0.5),
-    embLn: ln(e),
-    embProj: c.modelType === "albert" ? lin(h, e) : undefined,
-    layers: Array.from({ length: c.modelType === "albert" ? 1 : c.numLayers }, layer),
-  };
-  const tw = c.modelType === "albert" ? e : h;
+  const w = randomWeights(c, r, false);
+  const tw = c.modelType === "albert" ? c.embeddingSize : c.hiddenSize;
   const head: MlmHeadWeights = {
-    transform: lin(tw, h),
-    ln: ln(tw),
-    bias: ht([c.vocabSize], r, 0.1),
+    transform: randomLinear(tw, c.hiddenSize, r),
+    ln: randomLayerNorm(tw, r),
+    bias: randomHost([c.vocabSize], r, 0.1),
   };
   return { w, head };
 }
