@@ -260,6 +260,31 @@ train: {max_len: 40, batch: 8, lr: 1.0e-2, warmup: 3, epochs: 20, max_steps: 36,
       Math.abs(again! - res.evalLoss!) < 1e-6 * res.evalLoss!,
       `${again} vs ${res.evalLoss}`,
     );
+
+    // Continued pretraining from the saved folder (init): same holdout and masks, so its step-0
+    // held-out loss is the first run's final one — a re-initialised encoder or MLM head would
+    // start near ln V instead.
+    await Deno.writeTextFile(
+      `${dir}/continue.yaml`,
+      `corpus: corpus.txt
+init: out/model
+output: out/continued
+train: {max_len: 40, batch: 8, lr: 1.0e-3, epochs: 1, max_steps: 3, holdout: 8, seed: 5}
+`,
+    );
+    const cont = await readPretrainConfig(`${dir}/continue.yaml`);
+    assert.equal(cont.tokenizer, cfg.output, "tokenizer should default to the init folder");
+    const said: string[] = [];
+    const res2 = await runPretrain(cont, { rt, print: (l) => said.push(l) });
+    assert.ok(said.some((l) => l.includes(`continuing from ${cfg.output}`)), said[0]);
+    const first = res2.log.find((l) => l.evalLoss !== undefined)!.evalLoss!;
+    assert.ok(
+      Math.abs(first - res.evalLoss!) < 1e-6 * res.evalLoss!,
+      `${first} vs ${res.evalLoss}`,
+    );
+    assert.equal(res2.steps, 3);
+    const ck2 = await loadCheckpoint(cont.output, { keepHeads: true });
+    assert.deepEqual(ck2.config, ck.config, "continued model changed architecture");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -274,7 +299,7 @@ train: {batch: 4, lr: 1.0e-3}
 `;
   const c = parsePretrainConfig(ok, "p.yaml", "/base");
   assert.equal(c.corpus, "/base/c.txt");
-  assert.equal(c.model.intermediate, 512);
+  assert.equal(c.model?.intermediate, 512);
   assert.equal(c.checkpoints, "/base/out.checkpoints");
   const bad = (text: string, re: RegExp) =>
     assert.throws(() => parsePretrainConfig(text, "p.yaml"), (e: unknown) => {
@@ -287,4 +312,16 @@ train: {batch: 4, lr: 1.0e-3}
   bad(ok.replace("output: out\n", ""), /p\.yaml: output: is required/);
   bad(ok.replace("batch: 4", "batch: 0"), /train\.batch: must be an integer ≥ 1, got 0/);
   bad(ok + "oops: [\n", /p\.yaml:\d+: YAML/);
+  const cont = parsePretrainConfig(
+    `corpus: c.txt\ninit: base\noutput: out\ntrain: {batch: 4, lr: 1.0e-4}\n`,
+    "p.yaml",
+    "/base",
+  );
+  assert.equal(cont.init, "/base/base");
+  assert.equal(cont.tokenizer, "/base/base");
+  assert.equal(cont.model, undefined);
+  bad(
+    ok.replace("output: out", "output: out\ninit: base"),
+    /p\.yaml:5: model: must be absent with init/,
+  );
 });

@@ -3,6 +3,8 @@
  * model): HF init, BERT masking (pipeline/model/mlm.ts), AdamW (β 0.9/0.999, ε 1e-6, decoupled
  * weight decay except on biases and LayerNorm, linear warm-up then linear decay to 0), loss =
  * mean CE over the predicted tokens of a batch. Non-private: the corpus must be public.
+ * With `init` it continues from an existing checkpoint (domain-adaptive pretraining of a public
+ * model on public in-domain text before DP fine-tuning on the private reports).
  *
  * Batches: each epoch shuffles the reports (seeded), sorts chunks of 50 batches by length and
  * shuffles the batches, so padding stays small without a fixed order. One readback per step
@@ -15,10 +17,16 @@ import { Runtime } from "../gpu/runtime.ts";
 import { adamwStep } from "../gpu/ops/adamw.ts";
 import { GpuEncoder } from "./encoder.ts";
 import { ENC_SHADERS } from "./enc_kernels.ts";
-import type { EncoderConfig, Tokenizer } from "./types.ts";
+import type { EncoderConfig, EncoderWeights, Tokenizer } from "./types.ts";
 import { initEncoderWeights } from "./init.ts";
 import { maskBatch, type MaskingSpec, maskingSpec, maxPredictionsPerSeq } from "./mlm.ts";
-import { saveCheckpoint } from "./checkpoint.ts";
+import {
+  CheckpointError,
+  loadEncoder,
+  mlmHeadFromTensors,
+  type MlmHeadWeights,
+  saveCheckpoint,
+} from "./checkpoint.ts";
 import { loadTokenizer } from "./tokenizer/load.ts";
 import { seededRng } from "./lora.ts";
 import { DataError } from "../errors.ts";
@@ -67,6 +75,9 @@ export async function readCorpus(path: string): Promise<string[]> {
 
 export function bertConfig(p: PretrainConfig, tok: Tokenizer): EncoderConfig {
   const m = p.model;
+  if (!m) {
+    throw new RangeError("bertConfig: the recipe has no model section (it continues from init)");
+  }
   return {
     modelType: "bert",
     vocabSize: tok.vocabSize,
@@ -136,6 +147,35 @@ export async function evaluateMlm(
   return n > 0 ? sum / n : undefined;
 }
 
+/**
+ * The starting point: the `init` checkpoint (architecture, encoder weights, MLM head if it has
+ * one), or a fresh HF-initialised BERT of the recipe's shape.
+ */
+async function startingPoint(
+  p: PretrainConfig,
+  tok: Tokenizer,
+): Promise<{ c: EncoderConfig; weights: EncoderWeights; head?: MlmHeadWeights }> {
+  if (p.init === undefined) {
+    const c = bertConfig(p, tok);
+    return { c, weights: initEncoderWeights(c, p.train.seed) };
+  }
+  const loaded = await loadEncoder(p.init, { keepHeads: true });
+  const c = loaded.config;
+  if (tok.vocabSize > c.vocabSize) {
+    throw new CheckpointError(
+      `${p.init}: the tokenizer has ${tok.vocabSize} tokens but config.json vocab_size is ` +
+        `${c.vocabSize}`,
+    );
+  }
+  const room = c.maxPositions - c.positionOffset;
+  if (p.train.maxLen > room) {
+    throw new CheckpointError(
+      `train.max_len ${p.train.maxLen} exceeds the ${room} positions of ${p.init}/config.json`,
+    );
+  }
+  return { c, weights: loaded.weights, head: mlmHeadFromTensors(c, loaded.extras) };
+}
+
 async function replaceDir(tmp: string, dir: string): Promise<void> {
   try {
     await Deno.remove(dir, { recursive: true });
@@ -154,7 +194,8 @@ export async function runPretrain(p: PretrainConfig, hooks: PretrainHooks = {}) 
   const seqs = reports.map((t) => tok.encode(t, tr.maxLen));
   const { hold, train } = splitHoldout(seqs, tr.holdout, tr.seed);
   const lens = train.map((s) => s.length);
-  const c = bertConfig(p, tok);
+  const start = await startingPoint(p, tok);
+  const c = start.c;
   const spec = maskingSpec(tok, tr.maskProb);
   const perBatch = Math.ceil(train.length / tr.batch);
   const total = Math.min(tr.epochs * perBatch, tr.maxSteps || Infinity);
@@ -163,17 +204,22 @@ export async function runPretrain(p: PretrainConfig, hooks: PretrainHooks = {}) 
       `${(lens.reduce((a, b) => a + b, 0) / lens.length).toFixed(1)} tokens/report, ` +
       `vocab ${c.vocabSize}, L${c.numLayers} H${c.hiddenSize} A${c.numHeads} ` +
       `I${c.intermediateSize}, ${total} steps of ${tr.batch} (tokenized in ` +
-      `${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+      `${((performance.now() - t0) / 1000).toFixed(1)} s)` +
+      (p.init === undefined ? "" : `, continuing from ${p.init}` +
+        (start.head ? "" : " (no MLM head there: a new one)")),
   );
   const rt = hooks.rt ?? await Runtime.create([...ENC_SHADERS, "adamw.wgsl"]);
   if (hooks.rt) await rt.load("adamw.wgsl");
-  const enc = await GpuEncoder.create(rt, c, initEncoderWeights(c, tr.seed), {
+  const enc = await GpuEncoder.create(rt, c, start.weights, {
     mode: "full",
     head: { kind: "multi-label", numLabels: 1 },
     seed: tr.seed,
     maxBatch: tr.batch,
     maxLen: tr.maxLen,
-    mlm: { maxPredictions: tr.batch * maxPredictionsPerSeq(tr.maxLen, tr.maskProb) },
+    mlm: {
+      maxPredictions: tr.batch * maxPredictionsPerSeq(tr.maxLen, tr.maskProb),
+      weights: start.head,
+    },
   });
   const state = enc.parameters().map((q) => ({
     q,

@@ -9,13 +9,20 @@ import { ConfigError } from "../errors.ts";
 export interface PretrainConfig {
   /** Text corpus: one report per paragraph (blank-line separated). */
   corpus: string;
-  /** Tokenizer folder (vocab.txt and/or tokenizer.json). */
+  /** Tokenizer folder (vocab.txt and/or tokenizer.json); with `init`, default: the init folder. */
   tokenizer: string;
+  /**
+   * Continue from this HF checkpoint folder (domain-adaptive pretraining): its config.json fixes
+   * the architecture (so `model` must be absent), its encoder weights and, when present, its MLM
+   * head are the starting point (a checkpoint without one gets a freshly initialised head).
+   */
+  init?: string;
   /** Final HF-layout model folder. */
   output: string;
   /** Per-epoch checkpoints go to `<checkpoints>/epoch-N` (default `<output>.checkpoints`). */
   checkpoints: string;
-  model: {
+  /** The architecture of a model trained from scratch (absent with `init`). */
+  model?: {
     layers: number;
     hidden: number;
     heads: number;
@@ -98,7 +105,7 @@ class Reader {
 }
 
 const KNOWN: Record<string, readonly string[]> = {
-  "": ["corpus", "tokenizer", "output", "checkpoints", "model", "train"],
+  "": ["corpus", "tokenizer", "init", "output", "checkpoints", "model", "train"],
   model: ["layers", "hidden", "heads", "intermediate", "max_positions", "act"],
   train: [
     "max_len",
@@ -158,26 +165,44 @@ export function parsePretrainConfig(text: string, file: string, dir = "."): Pret
     }
   }
   const output = resolvePath(dir, r.str("output"));
-  const hidden = r.int("model.hidden", undefined, 1);
-  const heads = r.int("model.heads", undefined, 1);
-  if (hidden % heads !== 0) r.fail("model.heads", `must divide model.hidden (${hidden})`);
-  const maxPositions = r.int("model.max_positions", 512, 2);
-  const maxLen = r.int("train.max_len", Math.min(128, maxPositions), 3);
-  if (maxLen > maxPositions) r.fail("train.max_len", `exceeds model.max_positions ${maxPositions}`);
-  const epochs = r.int("train.epochs", 1, 1);
-  return {
-    corpus: resolvePath(dir, r.str("corpus")),
-    tokenizer: resolvePath(dir, r.str("tokenizer")),
-    output,
-    checkpoints: resolvePath(dir, r.str("checkpoints", `${r.str("output")}.checkpoints`)),
-    model: {
+  const initRaw = r.raw("init") === undefined ? undefined : r.str("init");
+  const init = initRaw === undefined ? undefined : resolvePath(dir, initRaw);
+  let model: PretrainConfig["model"];
+  let maxLen: number;
+  if (init !== undefined) {
+    if (r.raw("model") !== undefined) {
+      r.fail("model", `must be absent with init (the architecture comes from ${initRaw})`);
+    }
+    // checked against the checkpoint's max_position_embeddings when it is loaded
+    maxLen = r.int("train.max_len", 128, 3);
+  } else {
+    const hidden = r.int("model.hidden", undefined, 1);
+    const heads = r.int("model.heads", undefined, 1);
+    if (hidden % heads !== 0) r.fail("model.heads", `must divide model.hidden (${hidden})`);
+    const maxPositions = r.int("model.max_positions", 512, 2);
+    maxLen = r.int("train.max_len", Math.min(128, maxPositions), 3);
+    if (maxLen > maxPositions) {
+      r.fail("train.max_len", `exceeds model.max_positions ${maxPositions}`);
+    }
+    model = {
       layers: r.int("model.layers", undefined, 1),
       hidden,
       heads,
       intermediate: r.int("model.intermediate", 4 * hidden, 1),
       maxPositions,
       act: r.oneOf("model.act", "gelu", ["gelu", "gelu_new", "relu"] as const),
-    },
+    };
+  }
+  const epochs = r.int("train.epochs", 1, 1);
+  return {
+    corpus: resolvePath(dir, r.str("corpus")),
+    tokenizer: init !== undefined && r.raw("tokenizer") === undefined
+      ? init
+      : resolvePath(dir, r.str("tokenizer")),
+    init,
+    output,
+    checkpoints: resolvePath(dir, r.str("checkpoints", `${r.str("output")}.checkpoints`)),
+    model,
     train: {
       maxLen,
       batch: r.int("train.batch", undefined, 1),
