@@ -238,6 +238,11 @@ train: {max_len: 40, batch: 8, lr: 1.0e-2, warmup: 3, epochs: 20, max_steps: 36,
     const logged = (await Deno.readTextFile(`${dir}/out/model/pretrain_log.jsonl`)).trim()
       .split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(logged, JSON.parse(JSON.stringify(res.log)));
+    const svg = await Deno.readTextFile(`${dir}/out/model/pretrain_loss.svg`);
+    assert.match(svg, /^<svg[^]*held-out[^]*<\/svg>$/);
+    // one path per series, each with as many vertices as the log has points of its kind
+    const paths = [...svg.matchAll(/<path d="([^"]*)"/g)].map((m) => m[1].match(/[ML]/g)!.length);
+    assert.deepEqual(paths, [tr.length, ev.length]);
 
     // Round trip: the saved folder reproduces the final held-out loss exactly (same f32 weights).
     const ck = await loadCheckpoint(cfg.output, { keepHeads: true });

@@ -11,7 +11,8 @@
  * (the loss), which also bounds the queue.
  * Artifacts: `<checkpoints>/epoch-N/` after each epoch (written to a temp folder, then renamed),
  * `<checkpoints>/log.jsonl` live, and at the end `<output>/` (HF layout, BertForMaskedLM names,
- * tokenizer files, `pretrain_log.jsonl`), also built aside and renamed into place.
+ * tokenizer files, `pretrain_log.jsonl`, `pretrain_loss.svg`), also built aside and renamed into
+ * place.
  */
 import { Runtime } from "../gpu/runtime.ts";
 import { adamwStep } from "../gpu/ops/adamw.ts";
@@ -30,6 +31,7 @@ import {
 import { loadTokenizer } from "./tokenizer/load.ts";
 import { seededRng } from "./lora.ts";
 import { DataError } from "../errors.ts";
+import { lineChart } from "../report/svg.ts";
 import type { PretrainConfig } from "./pretrain_config.ts";
 
 export interface PretrainLogLine {
@@ -176,6 +178,23 @@ async function startingPoint(
   return { c, weights: loaded.weights, head: mlmHeadFromTensors(c, loaded.extras) };
 }
 
+/** The MLM loss curve of a pretraining log (training window means and held-out loss) as SVG. */
+export function pretrainLossChart(log: readonly PretrainLogLine[]): string {
+  return lineChart([
+    {
+      name: "train (window mean)",
+      points: log.filter((l) => l.loss !== undefined).map((l) => ({ x: l.step, y: l.loss! })),
+    },
+    {
+      name: "held-out",
+      points: log.filter((l) => l.evalLoss !== undefined).map((l) => ({
+        x: l.step,
+        y: l.evalLoss!,
+      })),
+    },
+  ], { title: "Masked-LM pretraining", xLabel: "step", yLabel: "cross-entropy (nats)", yMin: 0 });
+}
+
 async function replaceDir(tmp: string, dir: string): Promise<void> {
   try {
     await Deno.remove(dir, { recursive: true });
@@ -250,7 +269,10 @@ export async function runPretrain(p: PretrainConfig, hooks: PretrainHooks = {}) 
       mlmHead: await enc.readMlmHead(),
       dtype: tr.dtype === "f16" ? "F16" : "F32",
     });
-    if (withLog) await Deno.copyFile(logPath, `${tmp}/pretrain_log.jsonl`);
+    if (withLog) {
+      await Deno.copyFile(logPath, `${tmp}/pretrain_log.jsonl`);
+      await Deno.writeTextFile(`${tmp}/pretrain_loss.svg`, pretrainLossChart(log));
+    }
     await replaceDir(tmp, dir);
   };
 

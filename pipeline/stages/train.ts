@@ -450,7 +450,9 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
           },
         });
         optimizerStep(grads, 1);
-        samplesSeen += smp.expectedUnits;
+        // Reports actually processed (a patient unit holds several): the same "samples" as the
+        // non-private modes count. Local progress only; nothing released depends on it.
+        samplesSeen += batch.records.length;
         step++;
         if (step % 10 === 0 || step === plannedSteps) await readLoss();
         reportStep();
