@@ -23,6 +23,7 @@ import type { Runtime } from "../gpu/runtime.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { GpuEncoder } from "../model/encoder.ts";
+import { view } from "../model/enc_kernels.ts";
 import { namedTensors } from "../model/params.ts";
 import { mergeLora, savePeftAdapter } from "../model/peft.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
@@ -296,8 +297,14 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
     warmupRatio: tc.warmup_ratio,
     totalSteps: plannedSteps,
   };
-  let lastLoss: GpuTensor | null = null;
-  let lastLossRows = 0;
+  // Per-sample training losses of every micro-batch are summed on the GPU (one add each) and read
+  // every 10 steps: a mean over all records, not the last (length-sorted: longest) micro-batch.
+  const lossAcc = rt.zeros([tc.physical_batch], "train.loss-acc");
+  let lossRows = 0;
+  const addLoss = (loss: GpuTensor, n: number) => {
+    axpy(rt, 1, view(loss, [n], "train.loss"), view(lossAcc, [n], "train.loss-acc"));
+    lossRows += n;
+  };
   let lossSum = 0, lossCount = 0;
   let samplesSeen = 0;
   const loopStart = performance.now();
@@ -333,13 +340,11 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
   };
 
   const readLoss = async () => {
-    if (!lastLoss) return;
-    const l = await rt.read(lastLoss);
-    for (let i = 0; i < lastLossRows; i++) {
-      lossSum += l[i];
-      lossCount++;
-    }
-    lastLoss = null;
+    if (lossRows === 0) return;
+    lossSum += (await rt.read(lossAcc)).reduce((a, x) => a + x, 0);
+    lossCount += lossRows;
+    rt.clear(lossAcc);
+    lossRows = 0;
   };
 
   const checkpoint = async (epoch: number) => {
@@ -406,8 +411,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
           ctx.signal?.throwIfAborted();
           for (const o of opt) rt.clear(o.acc);
           for (const mb of chunks(sortByLength(batch, train), tc.physical_batch)) {
-            lastLoss = enc.trainStep(labeledBatch(train, mb, multiClass));
-            lastLossRows = mb.length;
+            addLoss(enc.trainStep(labeledBatch(train, mb, multiClass)), mb.length);
             params.forEach((p, i) => axpy(rt, 1, p.grad, opt[i].acc));
           }
           optimizerStep(null, 1 / batch.length);
@@ -444,8 +448,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
         const micro = splitMicroBatches(batch, tc.physical_batch);
         const grads = await ds.run(step, batch, micro, {
           perSample: (mb) => {
-            lastLoss = enc.trainStep(labeledBatch(train, mb.records, multiClass));
-            lastLossRows = mb.records.length;
+            addLoss(enc.trainStep(labeledBatch(train, mb.records, multiClass)), mb.records.length);
             return enc.perSampleGrads("materialized");
           },
         });
