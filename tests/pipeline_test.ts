@@ -158,6 +158,33 @@ Deno.test("pipeline: an interrupted dp-lora run resumes from its ledger without 
   }
 });
 
+Deno.test("pipeline: the logged training loss is the mean over every record, whatever the micro-batching", async () => {
+  // With lr ≈ 0 the model stays at its initialisation, so an epoch's training loss is the mean
+  // per-sample loss of one fixed model over the same records: it must not depend on how batches
+  // are cut into micro-batches. Logging one (length-sorted: the longest) micro-batch would.
+  const tmp = await Deno.makeTempDir({ prefix: "dplora-trainloss-" });
+  try {
+    const rt = await gpu();
+    const model = await tinyModel(`${tmp}/model`);
+    const losses: number[] = [];
+    for (const physical of [32, 5]) {
+      const run = `${tmp}/run-${physical}`;
+      const cfg = config(model, run, "lora", {
+        train: { epochs: 1, batch_size: 32, physical_batch: physical, lr: 1e-12, seed: 3 },
+      });
+      await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
+      const log = (await lines(`${run}/train/log.jsonl`)).map((l) => JSON.parse(l));
+      losses.push(log.find((e) => e.kind === "epoch").train_loss);
+    }
+    // f32 sums of ~240 per-sample losses in two different orders: ~1e-6 relative
+    assert.ok(Number.isFinite(losses[0]) && losses[0] > 0, `train loss ${losses[0]}`);
+    const rel = Math.abs(losses[1] - losses[0]) / losses[0];
+    assert.ok(rel < 1e-5, `train loss ${losses[1]} (micro-batches of 5) vs ${losses[0]} (32)`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "dplora-modes-" });
   try {
