@@ -355,13 +355,18 @@ export async function loadCheckpoint(
 ): Promise<LoadedCheckpoint> {
   const enc = await loadEncoder(dir, opts);
   const tokenizer = await loadTokenizer(dir);
-  if (tokenizer.vocabSize > enc.config.vocabSize) {
+  checkVocabFits(dir, tokenizer, enc.config);
+  return { ...enc, tokenizer };
+}
+
+/** A tokenizer whose ids run past the checkpoint's embedding table is an error naming `dir`. */
+export function checkVocabFits(dir: string, tokenizer: Tokenizer, config: EncoderConfig): void {
+  if (tokenizer.vocabSize > config.vocabSize) {
     throw new CheckpointError(
       `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json vocab_size is ` +
-        `${enc.config.vocabSize}; ids past the embedding table would be out of range`,
+        `${config.vocabSize}; ids past the embedding table would be out of range`,
     );
   }
-  return { ...enc, tokenizer };
 }
 
 /** Tokenizer files copied by a folder source, when present. */

@@ -23,6 +23,7 @@ import { initEncoderWeights } from "./init.ts";
 import { maskBatch, type MaskingSpec, maskingSpec, maxPredictionsPerSeq } from "./mlm.ts";
 import {
   CheckpointError,
+  checkVocabFits,
   loadEncoder,
   mlmHeadFromTensors,
   type MlmHeadWeights,
@@ -163,12 +164,7 @@ async function startingPoint(
   }
   const loaded = await loadEncoder(p.init, { keepHeads: true });
   const c = loaded.config;
-  if (tok.vocabSize > c.vocabSize) {
-    throw new CheckpointError(
-      `${p.init}: the tokenizer has ${tok.vocabSize} tokens but config.json vocab_size is ` +
-        `${c.vocabSize}`,
-    );
-  }
+  checkVocabFits(p.init, tok, c);
   const room = c.maxPositions - c.positionOffset;
   if (p.train.maxLen > room) {
     throw new CheckpointError(
