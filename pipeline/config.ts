@@ -93,6 +93,8 @@ export interface TrainConfig {
   batch_size: number;
   physical_batch: number;
   lr: number;
+  /** Peak learning rate of the classifier head; absent: `lr`. */
+  head_lr?: number;
   schedule: "linear" | "constant";
   warmup_ratio: number;
   weight_decay: number;
@@ -439,6 +441,15 @@ const SCHEMA: Section = {
           defaultText: "min(16, batch_size)",
         }),
         lr: leaf({ doc: "Peak learning rate.", type: "number", check: posNum, default: 5e-4 }),
+        head_lr: leaf({
+          doc: "Peak learning rate of the classifier head (head.w, head.b), same schedule; the " +
+            "encoder's tensors (LoRA, or all in full mode) keep lr. Under DP with Adam every " +
+            "coordinate moves about lr per step whatever the noise, so an lr that keeps noise " +
+            "from eroding the encoder is too slow for a head that starts from zero.",
+          type: "number",
+          check: posNum,
+          defaultText: "lr",
+        }),
         schedule: leaf({
           doc: "linear: warm-up then linear decay to 0; constant.",
           type: "linear | constant",

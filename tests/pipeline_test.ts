@@ -185,6 +185,43 @@ Deno.test("pipeline: the logged training loss is the mean over every record, wha
   }
 });
 
+Deno.test("pipeline: train.head_lr moves the head at its own rate, the adapters at lr", async () => {
+  // One Adam step from zero moments moves every coordinate with a non-zero gradient by exactly
+  // ±lr (m̂/√v̂ = sign g). The head bias and LoRA B both start at 0, so after one step their
+  // largest entries are the two learning rates; one shared rate would make them equal.
+  const tmp = await Deno.makeTempDir({ prefix: "dplora-headlr-" });
+  try {
+    const rt = await gpu();
+    const model = await tinyModel(`${tmp}/model`);
+    const run = `${tmp}/run`;
+    const lr = 1e-4, headLr = 3e-2;
+    const cfg = config(model, run, "lora", {
+      train: {
+        max_steps: 1,
+        batch_size: 32,
+        physical_batch: 16,
+        lr,
+        head_lr: headLr,
+        schedule: "constant",
+        weight_decay: 0,
+        seed: 5,
+      },
+    });
+    await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
+    const spec = { ...cfg.model, maxLength: cfg.data.max_length };
+    const { encoder } = await loadTrainedModel(rt, spec, run, 14, 4);
+    const { lora, head } = await encoder.readAdapter();
+    const maxAbs = (xs: Float32Array) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const headMax = maxAbs(head.b.data);
+    const loraMax = Math.max(...[...lora.values()].map((p) => maxAbs(p.b.data)));
+    // f32 rounding of lr·g/(|g| + 1e-8): ~1e-7 relative
+    assertClose(Math.abs(headMax - headLr) / headLr, 1e-5, "largest head-bias step vs head_lr", 0);
+    assertClose(Math.abs(loraMax - lr) / lr, 1e-5, "largest LoRA-B step vs lr", 0);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "dplora-modes-" });
   try {

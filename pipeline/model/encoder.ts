@@ -85,6 +85,7 @@ import {
   loraParamSpecs,
   namedTensors,
   numWeightSets,
+  type ParamKind,
   type ParamSpec,
   weightSetOf,
 } from "./params.ts";
@@ -177,6 +178,7 @@ export interface LabeledBatch extends EncoderBatch {
 export interface TrainableParam {
   name: string;
   shape: number[];
+  kind: ParamKind;
   tensor: GpuTensor;
   /** Gradient of Σ_i loss_i, valid after `backward`. */
   grad: GpuTensor;
@@ -315,6 +317,7 @@ export class GpuEncoder {
         enc.train.set(s.name, {
           name: s.name,
           shape: s.shape,
+          kind: s.kind,
           tensor: enc.w.get(s.name)!,
           grad,
           perSample: enc.perSampleOn

@@ -312,9 +312,14 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
   let finalValidation: TrainSummary["finalValidation"];
   const epsCache = { steps: -Infinity, eps: 0 };
 
+  // head_lr scales the head's share of the same schedule (warm-up and decay stay in step).
+  const lrScale = params.map((p) =>
+    p.kind === "head" && tc.head_lr !== undefined ? tc.head_lr / tc.lr : 1
+  );
   const optimizerStep = (grads: GpuTensor[] | null, gradScale: number) => {
-    const lr = learningRate(schedule, step);
+    const base = learningRate(schedule, step);
     opt.forEach((o, i) => {
+      const lr = base * lrScale[i];
       const grad = grads ? grads[i] : o.acc;
       if (tc.optimizer === "adamw") {
         adamwStep(rt, { param: o.param, grad, m: o.m, v: o.v }, {
