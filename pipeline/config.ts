@@ -119,6 +119,17 @@ export interface EvaluateConfig {
   metrics: MetricName[];
 }
 
+/**
+ * Per-mode `key.path=value` overrides that `deno task sweep` applies to that mode's runs (after
+ * the file, before the command line's --set-full / --set-lora / --set-dp): each mode keeps its own
+ * tuned hyper-parameters in the same file. `deno task train` ignores this section.
+ */
+export interface SweepConfig {
+  full: string[];
+  lora: string[];
+  dp_lora: string[];
+}
+
 export interface OutputConfig {
   dir: string;
   merged: boolean;
@@ -144,6 +155,7 @@ export interface PipelineConfig {
   /** Present iff the file has a privacy section. */
   privacy?: PrivacyConfig;
   evaluate: EvaluateConfig;
+  sweep: SweepConfig;
   output: OutputConfig;
   /** Non-fatal findings (e.g. a privacy section that the mode ignores). */
   warnings: string[];
@@ -200,6 +212,19 @@ const unitHalfOpen: Check = (v) =>
   typeof v === "number" && v >= 0 && v < 1 ? ok(v) : bad("a number in [0, 1)");
 const fraction: Check = (v) =>
   typeof v === "number" && v >= 0 && v <= 1 ? ok(v) : bad("a number in [0, 1]");
+/** `key.path=value` overrides; the paths are checked against the schema once it exists. */
+const overrideList: Check = (v) => {
+  const expected = "a list of key.path=value overrides (as for --set)";
+  if (!Array.isArray(v)) return bad(expected);
+  for (const x of v) {
+    if (typeof x !== "string" || x.indexOf("=") <= 0) return bad(`${expected}; got ${show(x)}`);
+    const path = x.slice(0, x.indexOf("=")).trim();
+    if (!OVERRIDE_PATHS.has(path) || path.startsWith("sweep.")) {
+      return bad(`${expected}; ${JSON.stringify(path)} is not a configuration key`);
+    }
+  }
+  return ok([...v]);
+};
 const bool: Check = (v) => typeof v === "boolean" ? ok(v) : bad("true or false");
 const nonEmptyString: Check = (v) =>
   typeof v === "string" && v.trim() !== "" ? ok(v) : bad("a non-empty string");
@@ -549,6 +574,32 @@ const SCHEMA: Section = {
           type: `list of ${METRICS.join(" | ")}`,
           check: listOf(oneOf(METRICS), "metric names"),
           default: [...METRICS],
+        }),
+      },
+    },
+    sweep: {
+      kind: "section",
+      doc: "Per-mode overrides for `deno task sweep` (ignored by `deno task train`): each mode's " +
+        "runs get these `key.path=value` settings, so full fine-tuning, LoRA and DP-LoRA each " +
+        "train with their own tuned hyper-parameters on the same data.",
+      fields: {
+        full: leaf({
+          doc: "Overrides for the full fine-tuning runs (e.g. `[train.lr=3e-4]`).",
+          type: "list of key.path=value",
+          check: overrideList,
+          default: [],
+        }),
+        lora: leaf({
+          doc: "Overrides for the non-private LoRA runs.",
+          type: "list of key.path=value",
+          check: overrideList,
+          default: [],
+        }),
+        dp_lora: leaf({
+          doc: "Overrides for the DP-LoRA runs (privacy.target_epsilon comes from --epsilons).",
+          type: "list of key.path=value",
+          check: overrideList,
+          default: [],
         }),
       },
     },

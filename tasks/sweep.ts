@@ -68,8 +68,9 @@ reused, so an interrupted sweep resumes where it stopped.
   --set-full K=V    override for the full fine-tuning runs only (e.g. train.lr=5e-5)
   --set-lora K=V    override for the LoRA runs only (e.g. train.batch_size=32)
   --set-dp K=V      override for the DP-LoRA runs only (e.g. privacy.max_grad_norm=0.5)
-                    (per-mode overrides may not touch data.* or model.checkpoint: all runs share
-                    one token cache)
+                    (these apply after the file's own sweep.full / sweep.lora / sweep.dp_lora
+                    lists; per-mode overrides may not touch data.* or model.checkpoint: all runs
+                    share one token cache)
   --quick           a smoke-sized sweep: 1 seed, ε ∈ {${QUICK_EPSILONS}}; on the demo corpus
                     (fixtures/data/mimic-synth) it trains on the 300-report fixtures/data/mimic-tiny
                     with train.batch_size=32 instead (~5 min on 2 CPU cores), on any other data

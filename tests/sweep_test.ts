@@ -68,6 +68,48 @@ Deno.test("sweep plan: modes × ε × seeds, per-mode overrides, privacy only wh
   }
 });
 
+Deno.test("sweep plan: the file's sweep section tunes each mode; the command line wins", () => {
+  const raw = {
+    data: { format: "mimic-cxr", root: TINY, max_length: 32 },
+    model: { checkpoint: "/nonexistent/model", mode: "dp-lora", lora: { rank: 2, alpha: 4 } },
+    train: { epochs: 1, batch_size: 32, physical_batch: 16, lr: 0.02, head_lr: 0.05, seed: 1 },
+    privacy: { target_epsilon: 1, max_grad_norm: 1 },
+    sweep: {
+      full: ["train.lr=3e-4", "train.head_lr=null"],
+      lora: ["train.lr=3e-3", "train.head_lr=null", "train.batch_size=16"],
+      dp_lora: ["privacy.max_grad_norm=0.5"],
+    },
+  };
+  const base = configFromObject(raw, ROOT);
+  assert.equal(base.train.lr, 0.02, "deno task train ignores the sweep section");
+  const plan = planSweep(base, { epsilons: [1], seeds: 1, setMode: { lora: ["train.lr=0.007"] } });
+  const by = Object.fromEntries(plan.map((r) => [r.mode, r.config]));
+  assert.equal(by.full.train.lr, 3e-4);
+  assert.equal(by.full.train.head_lr, undefined);
+  assert.equal(by.lora.train.lr, 0.007, "--set-lora applies after the file's sweep.lora");
+  assert.equal(by.lora.train.batch_size, 16);
+  assert.equal(by["dp-lora"].train.lr, 0.02);
+  assert.equal(by["dp-lora"].train.head_lr, 0.05);
+  assert.equal(by["dp-lora"].privacy?.max_grad_norm, 0.5);
+  assert.equal(by.full.privacy, undefined);
+  // A key that does not exist is refused when the file is read, naming the field.
+  const badKey = { ...raw, sweep: { lora: ["train.lrr=1"] } };
+  assert.throws(() => configFromObject(badKey, ROOT), (e) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /sweep\.lora/);
+    assert.match(e.message, /"train\.lrr" is not a configuration key/);
+    return true;
+  });
+  const noEq = { ...raw, sweep: { full: ["train.lr"] } };
+  assert.throws(() => configFromObject(noEq, ROOT), /sweep\.full.*key\.path=value/);
+  // Per-mode settings from the file pass the same shared-data rule as --set-*.
+  const dataChange = configFromObject({ ...raw, sweep: { lora: ["data.max_length=16"] } }, ROOT);
+  assert.throws(
+    () => planSweep(dataChange, { epsilons: [1], seeds: 1 }),
+    /sweep\.lora \/ --set-lora: changes data/,
+  );
+});
+
 Deno.test("sweep plan: refuses overrides that would break the shared data or the ε grid", () => {
   const base = baseConfig("/nonexistent/model");
   const plan = (setMode: Record<string, string[]>) => () =>

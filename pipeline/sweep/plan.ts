@@ -16,7 +16,10 @@ export interface SweepPlanOptions {
   seeds: number;
   /** `key.path=value` overrides applied to every run (before the per-mode ones). */
   setAll?: readonly string[];
-  /** Per-mode `key.path=value` overrides (e.g. non-private modes want a smaller batch and lr). */
+  /**
+   * Per-mode `key.path=value` overrides (e.g. non-private modes want a smaller batch and lr),
+   * applied after the config file's own `sweep.<mode>` lists.
+   */
   setMode?: Partial<Record<SweepMode, readonly string[]>>;
 }
 
@@ -79,6 +82,11 @@ function modeSets(mode: SweepMode, epsilon: number | null): string[] {
   ];
 }
 
+/** Where a mode's overrides come from, for error messages. */
+function perMode(mode: SweepMode): string {
+  return mode === "dp-lora" ? "sweep.dp_lora / --set-dp" : `sweep.${mode} / --set-${mode}`;
+}
+
 /**
  * One validated config per run, in the order they are trained: per seed, full, LoRA, then
  * DP-LoRA from the largest ε down (the cheapest-to-read results come first).
@@ -106,6 +114,7 @@ export function planSweep(base: PipelineConfig, opts: SweepPlanOptions): RunSpec
       const seed = baseSeed + k;
       const sets = [
         ...modeSets(mode, epsilon),
+        ...shared.sweep[mode === "dp-lora" ? "dp_lora" : mode],
         ...(opts.setMode?.[mode] ?? []),
         `train.seed=${seed}`,
       ];
@@ -121,17 +130,17 @@ export function planSweep(base: PipelineConfig, opts: SweepPlanOptions): RunSpec
       }
       if (dataIdentity(config) !== identity) {
         throw new ConfigError(
-          `--set-${mode === "dp-lora" ? "dp" : mode}: changes data.* or model.checkpoint; every ` +
+          `${perMode(mode)}: changes data.* or model.checkpoint; every ` +
             "run of a sweep must share the same tokenized data (use --set for all modes)",
         );
       }
       if (config.model.mode !== mode) {
         throw new ConfigError(
-          `--set-${mode === "dp-lora" ? "dp" : mode}: model.mode cannot be overridden per mode`,
+          `${perMode(mode)}: model.mode cannot be overridden per mode`,
         );
       }
       if (mode === "dp-lora" && config.privacy?.target_epsilon !== epsilon) {
-        throw new ConfigError("--set-dp: privacy.target_epsilon is set by --epsilons");
+        throw new ConfigError(`${perMode(mode)}: privacy.target_epsilon is set by --epsilons`);
       }
       runs.push({ mode, epsilon, k, seed, name: runName(mode, epsilon, k), config });
     }
