@@ -460,7 +460,9 @@ const SCHEMA: Section = {
           default: 32,
         }),
         physical_batch: leaf({
-          doc: "Micro-batch run on the device at once (≤ batch_size; memory knob only).",
+          doc: "Records run on the device at once (memory knob only): ≤ batch_size in the " +
+            "non-private modes; under DP each Poisson batch is split into micro-batches of at " +
+            "most this many records.",
           type: "integer",
           check: posInt,
           defaultText: "min(16, batch_size)",
@@ -667,7 +669,7 @@ export function configReference(): string {
   for (const [k, f] of Object.entries(SCHEMA.fields)) walk(f as Section, k);
   lines.push(
     "Cross-field rules: dp-lora needs a privacy section with exactly one of target_epsilon and " +
-      "noise_multiplier; physical_batch ≤ batch_size; split fractions sum to 1; mimic-cxr needs " +
+      "noise_multiplier; physical_batch ≤ batch_size (non-private modes); split fractions sum to 1; mimic-cxr needs " +
       "data.root, csv/jsonl need data.file; privacy.unit patient needs patients (mimic-cxr, or " +
       "data.patient_column).",
     "",
@@ -808,7 +810,9 @@ function crossChecks(v: Validator, c: PipelineConfig, raw: Record<string, unknow
   const rawTrain = (raw.train ?? {}) as Record<string, unknown>;
   if (rawTrain.physical_batch === undefined || rawTrain.physical_batch === null) {
     c.train.physical_batch = Math.min(16, c.train.batch_size);
-  } else if (c.train.physical_batch > c.train.batch_size) {
+  } else if (c.model.mode !== "dp-lora" && c.train.physical_batch > c.train.batch_size) {
+    // Under DP batch_size is an expected count of units (patients hold several reports) and a
+    // Poisson batch has no fixed size: physical_batch only caps the records per micro-batch.
     v.fail(
       "train.physical_batch",
       `must be ≤ train.batch_size (${c.train.batch_size}), got ${c.train.physical_batch}`,

@@ -145,11 +145,15 @@ Deno.test("config: epsilon XOR sigma, and the other cross-field rules", () => {
     err(() => parseConfig(neither, "c.yaml", ".")),
     /c\.yaml:14 privacy: missing required key/,
   );
-  const phys = withLine(13, "  physical_batch: 128");
+  // Non-private: a micro-batch is a slice of a fixed batch. Under DP batch_size counts expected
+  // units (a patient holds several reports), so a larger record cap is valid there.
+  const phys = withLine(13, "  physical_batch: 128").replace("mode: dp-lora", "mode: lora");
   assert.deepEqual(
     err(() => parseConfig(phys, "c.yaml", ".")),
     "c.yaml:13 train.physical_batch: must be ≤ train.batch_size (64), got 128",
   );
+  const dpPhys = parseConfig(withLine(13, "  physical_batch: 128"), "c.yaml", ".");
+  assert.equal(dpPhys.train.physical_batch, 128);
   const frac = GOOD.replace(
     "  patient_column: patient\n",
     "  patient_column: patient\n  split:\n    fractions: {train: 0.8, validation: 0.3, test: 0.1}\n",
