@@ -97,6 +97,8 @@ export interface TrainConfig {
   head_lr?: number;
   schedule: "linear" | "constant";
   warmup_ratio: number;
+  /** Decay of the weight average that is validated and exported; 0: the last iterate. */
+  ema: number;
   weight_decay: number;
   optimizer: "adamw" | "sgd";
   seed: number;
@@ -488,6 +490,15 @@ const SCHEMA: Section = {
           type: "number in [0, 1)",
           check: unitHalfOpen,
           default: 0.06,
+        }),
+        ema: leaf({
+          doc: "Validate and export an exponential moving average of the trained weights " +
+            "(decay min(ema, (1 + t)/(10 + t)) at step t) instead of the last iterate; 0 turns " +
+            "it off. Under DP it averages out the noise's random walk; it is post-processing " +
+            "of the noisy iterates, so ε is unchanged.",
+          type: "number in [0, 1)",
+          check: unitHalfOpen,
+          default: 0,
         }),
         weight_decay: leaf({
           doc: "Decoupled weight decay.",

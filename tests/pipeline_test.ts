@@ -222,6 +222,55 @@ Deno.test("pipeline: train.head_lr moves the head at its own rate, the adapters 
   }
 });
 
+Deno.test("pipeline: train.ema exports the moving average of the iterates", async () => {
+  // Non-private LoRA at a constant lr is deterministic, so runs of 1, 2, 3 steps give the
+  // iterates θ1..θ3 (and lr ≈ 0 gives θ0, the initialisation); a 3-step run with ema must export
+  // e3 with e0 = θ0, e_t = β_t e_{t-1} + (1 - β_t) θ_t, β_t = min(ema, (1 + t)/(10 + t)).
+  const tmp = await Deno.makeTempDir({ prefix: "dplora-ema-" });
+  try {
+    const rt = await gpu();
+    const model = await tinyModel(`${tmp}/model`);
+    const weights = async (name: string, steps: number, lr: number, ema: number) => {
+      const run = `${tmp}/${name}`;
+      const cfg = config(model, run, "lora", {
+        train: {
+          max_steps: steps,
+          batch_size: 16,
+          physical_batch: 16,
+          lr,
+          ema,
+          schedule: "constant",
+          weight_decay: 0,
+          seed: 9,
+        },
+      });
+      await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
+      const spec = { ...cfg.model, maxLength: cfg.data.max_length };
+      const { encoder } = await loadTrainedModel(rt, spec, run, 14, 4);
+      const { lora, head } = await encoder.readAdapter();
+      const parts = [head.w, head.b, ...[...lora.values()].flatMap((p) => [p.a, p.b])];
+      return Float64Array.from(parts.flatMap((t) => Array.from(t.data)));
+    };
+    const beta = 0.2;
+    const theta = [await weights("t0", 1, 1e-12, 0)];
+    for (let t = 1; t <= 3; t++) theta.push(await weights(`t${t}`, t, 2e-3, 0));
+    const expected = Float64Array.from(theta[0]);
+    for (let t = 1; t <= 3; t++) {
+      const b = Math.min(beta, (1 + t) / (10 + t));
+      for (let j = 0; j < expected.length; j++) {
+        expected[j] = b * expected[j] + (1 - b) * theta[t][j];
+      }
+    }
+    const got = await weights("ema", 3, 2e-3, beta);
+    // The last iterate is ~1e-2 away from the average, 5 orders above the tolerance below.
+    assert.ok(relErr(theta[3], expected) > 1e-3, "the average differs from the last iterate");
+    // f32 arithmetic on O(1e-2) weights, three updates: ~1e-6 relative
+    assertClose(relErr(got, expected), 1e-5, "exported EMA", 0);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("pipeline: lora and full fine-tuning run end to end and learn", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "dplora-modes-" });
   try {

@@ -216,6 +216,34 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
     v: rt.zeros(p.shape, `v:${p.name}`),
     acc: rt.zeros(p.shape, `acc:${p.name}`),
   }));
+  // Weight average (train.ema): starts at the initial weights; `swap` puts it in place of the
+  // iterate for validation and export and back again.
+  const ema = tc.ema > 0
+    ? opt.map((o) => {
+      const e = rt.empty([...o.param.shape], `ema:${o.name}`);
+      rt.copy(o.param, e);
+      return e;
+    })
+    : null;
+  const emaScratch = ema ? opt.map((o) => rt.empty([...o.param.shape], `ema-tmp:${o.name}`)) : [];
+  const swapEma = () => {
+    if (!ema) return;
+    opt.forEach((o, i) => {
+      rt.copy(o.param, emaScratch[i]);
+      rt.copy(ema[i], o.param);
+      rt.copy(emaScratch[i], ema[i]);
+    });
+  };
+  const updateEma = (t: number) => {
+    if (!ema) return;
+    const beta = Math.min(tc.ema, (1 + t) / (10 + t));
+    // e ← e + (1 − β)(θ − e); axpy may not read and write one buffer, so θ − e goes via scratch.
+    opt.forEach((o, i) => {
+      rt.copy(o.param, emaScratch[i]);
+      axpy(rt, -1, ema[i], emaScratch[i]);
+      axpy(rt, 1 - beta, emaScratch[i], ema[i]);
+    });
+  };
   let step = 0;
   let stoppedByBudget = false;
   const prior = await readTrainState(runDir);
@@ -232,6 +260,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
       rt.write(o.m, file.tensor(`m:${o.name}`).data);
       rt.write(o.v, file.tensor(`v:${o.name}`).data);
     }
+    ema?.forEach((e, i) => rt.write(e, file.tensor(`ema:${opt[i].name}`).data));
     step = prior.step;
     if (dp && prior.noiseMultiplier !== undefined) sigma = prior.noiseMultiplier;
     stoppedByBudget = !!prior.stoppedByBudget;
@@ -341,6 +370,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
         );
       }
     });
+    updateEma(step + 1);
     rt.flush();
   };
 
@@ -361,6 +391,12 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
       tensors.set(`m:${o.name}`, { data: host[3 * i + 1] as Float32Array, shape });
       tensors.set(`v:${o.name}`, { data: host[3 * i + 2] as Float32Array, shape });
     });
+    if (ema) {
+      const e = await rt.readMany(ema);
+      opt.forEach((o, i) =>
+        tensors.set(`ema:${o.name}`, { data: e[i] as Float32Array, shape: [...o.param.shape] })
+      );
+    }
     const state: Omit<TrainState, "tensorsFile"> = {
       step,
       epoch,
@@ -375,9 +411,11 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
 
   const endOfEpoch = async (epoch: number) => {
     await readLoss();
+    swapEma();
     const v = val.n
       ? await validate(enc, val, tc.physical_batch, config.evaluate.threshold, multiClass)
       : undefined;
+    swapEma();
     const trainLoss = lossCount ? lossSum / lossCount : NaN;
     lossSum = 0;
     lossCount = 0;
@@ -504,6 +542,7 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
 
   // ---------------------------------------------------------------- export
   const outDir = `${runDir}/train`;
+  swapEma(); // the average is what gets exported (the iterate is not needed any more)
   if (mode === "full") {
     const host = await rt.readMany(opt.map((o) => o.param));
     const w: EncoderWeights = structuredClone(ckpt.weights);
