@@ -10,6 +10,7 @@ import {
   resolveDelta,
 } from "../pipeline/config.ts";
 import { ConfigError } from "../pipeline/errors.ts";
+import { planSweep } from "../pipeline/sweep/plan.ts";
 
 const GOOD = `# a minimal dp-lora config
 data:
@@ -294,4 +295,17 @@ Deno.test("config: every examples/*.yaml validates", async () => {
     count++;
   }
   assert.ok(count >= 2, "examples present");
+});
+
+Deno.test("config: the embedded default parses, and its sweep section tunes each mode", async () => {
+  // `deno task train` and `deno task sweep` with no arguments read this file.
+  const path = new URL("../fixtures/default.yaml", import.meta.url).pathname;
+  const c = await loadConfig(path);
+  assert.equal(c.model.mode, "dp-lora");
+  assert.equal(c.privacy?.target_epsilon, 1);
+  const plan = planSweep(c, { epsilons: [1], seeds: 1 });
+  const lr = Object.fromEntries(plan.map((r) => [r.mode, r.config.train.lr]));
+  assert.notEqual(lr.full, lr["dp-lora"], "full fine-tuning has its own lr");
+  assert.notEqual(lr.lora, lr["dp-lora"], "LoRA has its own lr");
+  assert.equal(lr["dp-lora"], c.train.lr);
 });
