@@ -14,6 +14,7 @@ import { assertClose, freshSeed, gpu, relErr, rng } from "./helpers.ts";
 import { loadTrainedModel } from "../pipeline/training/trained.ts";
 import { loadCheckpoint } from "../pipeline/model/checkpoint.ts";
 import { GpuEncoder } from "../pipeline/model/encoder.ts";
+import type { Runtime } from "../pipeline/gpu/runtime.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TINY = `${ROOT}fixtures/data/mimic-tiny`;
@@ -185,6 +186,15 @@ Deno.test("pipeline: the logged training loss is the mean over every record, wha
   }
 });
 
+/** Train non-private LoRA on the tiny corpus with these train settings; the saved adapter + head. */
+async function trainedAdapter(rt: Runtime, model: string, run: string, train: object) {
+  const cfg = config(model, run, "lora", { train });
+  await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
+  const spec = { ...cfg.model, maxLength: cfg.data.max_length };
+  const { encoder } = await loadTrainedModel(rt, spec, run, 14, 4);
+  return await encoder.readAdapter();
+}
+
 Deno.test("pipeline: train.head_lr moves the head at its own rate, the adapters at lr", async () => {
   // One Adam step from zero moments moves every coordinate with a non-zero gradient by exactly
   // ±lr (m̂/√v̂ = sign g). The head bias and LoRA B both start at 0, so after one step their
@@ -193,24 +203,17 @@ Deno.test("pipeline: train.head_lr moves the head at its own rate, the adapters 
   try {
     const rt = await gpu();
     const model = await tinyModel(`${tmp}/model`);
-    const run = `${tmp}/run`;
     const lr = 1e-4, headLr = 3e-2;
-    const cfg = config(model, run, "lora", {
-      train: {
-        max_steps: 1,
-        batch_size: 32,
-        physical_batch: 16,
-        lr,
-        head_lr: headLr,
-        schedule: "constant",
-        weight_decay: 0,
-        seed: 5,
-      },
+    const { lora, head } = await trainedAdapter(rt, model, `${tmp}/run`, {
+      max_steps: 1,
+      batch_size: 32,
+      physical_batch: 16,
+      lr,
+      head_lr: headLr,
+      schedule: "constant",
+      weight_decay: 0,
+      seed: 5,
     });
-    await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
-    const spec = { ...cfg.model, maxLength: cfg.data.max_length };
-    const { encoder } = await loadTrainedModel(rt, spec, run, 14, 4);
-    const { lora, head } = await encoder.readAdapter();
     const maxAbs = (xs: Float32Array) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
     const headMax = maxAbs(head.b.data);
     const loraMax = Math.max(...[...lora.values()].map((p) => maxAbs(p.b.data)));
@@ -231,23 +234,16 @@ Deno.test("pipeline: train.ema exports the moving average of the iterates", asyn
     const rt = await gpu();
     const model = await tinyModel(`${tmp}/model`);
     const weights = async (name: string, steps: number, lr: number, ema: number) => {
-      const run = `${tmp}/${name}`;
-      const cfg = config(model, run, "lora", {
-        train: {
-          max_steps: steps,
-          batch_size: 16,
-          physical_batch: 16,
-          lr,
-          ema,
-          schedule: "constant",
-          weight_decay: 0,
-          seed: 9,
-        },
+      const { lora, head } = await trainedAdapter(rt, model, `${tmp}/${name}`, {
+        max_steps: steps,
+        batch_size: 16,
+        physical_batch: 16,
+        lr,
+        ema,
+        schedule: "constant",
+        weight_decay: 0,
+        seed: 9,
       });
-      await runPipeline(cfg, { runtime: rt, onProgress: quiet, stages: ["data", "train"] });
-      const spec = { ...cfg.model, maxLength: cfg.data.max_length };
-      const { encoder } = await loadTrainedModel(rt, spec, run, 14, 4);
-      const { lora, head } = await encoder.readAdapter();
       const parts = [head.w, head.b, ...[...lora.values()].flatMap((p) => [p.a, p.b])];
       return Float64Array.from(parts.flatMap((t) => Array.from(t.data)));
     };
