@@ -132,8 +132,9 @@ Deno.test("pipeline: an interrupted dp-lora run resumes from its ledger without 
   try {
     const rt = await gpu();
     const model = await tinyModel(`${tmp}/model`);
+    // ema: the resume must also restore the weight average from the epoch checkpoint.
     const cfg: PipelineConfig = config(model, `${tmp}/run`, "dp-lora", {
-      train: { epochs: 2, batch_size: 32, physical_batch: 16, lr: 0.003, seed: 1 },
+      train: { epochs: 2, batch_size: 32, physical_batch: 16, lr: 0.003, ema: 0.9, seed: 1 },
     });
     const ac = new AbortController();
     await assert.rejects(() =>
