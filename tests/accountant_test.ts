@@ -8,6 +8,7 @@ import {
   AccountantError,
   calibrateNoise,
   computeEpsilon,
+  DEFAULT_ORDERS,
   maxStepsForBudget,
   pldEpsilon,
   pldEpsilonDetailed,
@@ -519,4 +520,25 @@ Deno.test({
     assert.equal(bad.code, 2);
     assert.match(new TextDecoder().decode(bad.stderr), /noise-multiplier/);
   },
+});
+
+Deno.test("rdp: less noise never certifies a smaller ε, down to σ = 1e-6", () => {
+  // At tiny σ the binomial terms of A_α reach ~1e17, where a cut-off test `t > max − 60` rounds
+  // to `t > max` and dropped every term: log A_α = −∞ at the large orders, reported as ε = 0 for
+  // σ ≤ 1e-4 — a useless model certified as perfectly private. ε(σ) must be non-increasing.
+  const q = 0.01035, steps = 290, delta = 1.45e-4;
+  const sigmas = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 1, 2, 8];
+  const eps = sigmas.map((s) => rdpEpsilon({ sampleRate: q, noiseMultiplier: s, steps, delta }));
+  for (let k = 1; k < sigmas.length; k++) {
+    assert.ok(
+      eps[k] <= eps[k - 1],
+      `ε(σ = ${sigmas[k]}) = ${eps[k]} > ε(σ = ${sigmas[k - 1]}) = ${eps[k - 1]}`,
+    );
+  }
+  for (let k = 0; k < 4; k++) assert.ok(eps[k] > 1e3, `σ = ${sigmas[k]}: ε = ${eps[k]}`);
+  // Every order on its own: RDP ≥ 0 and finite or +∞, never −∞ or NaN.
+  for (const a of DEFAULT_ORDERS) {
+    const r = rdpStep(q, 1e-4, a);
+    assert.ok(r >= 0, `rdpStep(σ = 1e-4, α = ${a}) = ${r}`);
+  }
 });

@@ -47,9 +47,13 @@ function logAInt(q: number, sigma: number, alpha: number): number {
   }
   // One log-sum-exp pass: every term is ≤ 0 after the shift, so nothing overflows. Terms below
   // e^−60 of the largest are skipped: even 2·10⁵ of them change the sum by < 1e-20 (relative).
+  // The test is on the shifted value: at tiny σ the terms reach ~1e17, where `max − 60` rounds
+  // to `max` and a `terms[i] > max − 60` test dropped every term, sum 0, log A = −∞, ε = 0.
   let sum = 0;
-  const cut = max - 60;
-  for (let i = 0; i <= alpha; i++) if (terms[i] > cut) sum += Math.exp(terms[i] - max);
+  for (let i = 0; i <= alpha; i++) {
+    const d = terms[i] - max;
+    if (d > -60) sum += Math.exp(d);
+  }
   return max + Math.log(sum);
 }
 
@@ -90,7 +94,10 @@ function logAFrac(q: number, sigma: number, alpha: number): number {
 export function rdpStep(q: number, sigma: number, alpha: number): number {
   if (q === 1) return alpha / (2 * sigma * sigma);
   const la = Number.isInteger(alpha) ? logAInt(q, sigma, alpha) : logAFrac(q, sigma, alpha);
-  return la / (alpha - 1);
+  // A_α ≥ 1 (a Rényi divergence is ≥ 0). Anything else is a numerical failure of the series at
+  // this order: the order is dropped (∞ never wins the minimum), it must never look private.
+  if (!(la > -1e-9)) return Infinity;
+  return Math.max(0, la) / (alpha - 1);
 }
 
 /** Composed RDP curve Σ_segments steps·rdpStep over `orders`. */
