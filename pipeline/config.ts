@@ -214,16 +214,15 @@ const unitHalfOpen: Check = (v) =>
   typeof v === "number" && v >= 0 && v < 1 ? ok(v) : bad("a number in [0, 1)");
 const fraction: Check = (v) =>
   typeof v === "number" && v >= 0 && v <= 1 ? ok(v) : bad("a number in [0, 1]");
-/** `key.path=value` overrides; the paths are checked against the schema once it exists. */
+/** `key.path=value` overrides, parsed as --set parses them (run after the schema exists). */
 const overrideList: Check = (v) => {
   const expected = "a list of key.path=value overrides (as for --set)";
   if (!Array.isArray(v)) return bad(expected);
   for (const x of v) {
-    if (typeof x !== "string" || x.indexOf("=") <= 0) return bad(`${expected}; got ${show(x)}`);
-    const path = x.slice(0, x.indexOf("=")).trim();
-    if (!OVERRIDE_PATHS.has(path) || path.startsWith("sweep.")) {
-      return bad(`${expected}; ${JSON.stringify(path)} is not a configuration key`);
-    }
+    if (typeof x !== "string") return bad(`${expected}; got ${show(x)}`);
+    const parsed = splitOverride(x);
+    if (typeof parsed === "string") return bad(`${expected}; ${parsed}`);
+    if (parsed.path.startsWith("sweep.")) return bad(`${expected}; ${parsed.path}: not per mode`);
   }
   return ok([...v]);
 };
@@ -680,9 +679,9 @@ export function configReference(): string {
   for (const [k, f] of Object.entries(SCHEMA.fields)) walk(f as Section, k);
   lines.push(
     "Cross-field rules: dp-lora needs a privacy section with exactly one of target_epsilon and " +
-      "noise_multiplier; physical_batch ≤ batch_size (non-private modes); split fractions sum to 1; mimic-cxr needs " +
-      "data.root, csv/jsonl need data.file; privacy.unit patient needs patients (mimic-cxr, or " +
-      "data.patient_column).",
+      "noise_multiplier; physical_batch ≤ batch_size (non-private modes); split fractions sum " +
+      "to 1; mimic-cxr needs data.root, csv/jsonl need data.file; privacy.unit patient needs " +
+      "patients (mimic-cxr, or data.patient_column).",
     "",
   );
   return lines.join("\n");
@@ -947,22 +946,33 @@ const OVERRIDE_PATHS = new Set(allLeafPaths(SCHEMA));
  * Apply `--set key.path=value` overrides (values parsed as YAML scalars or flow lists) and
  * re-validate the whole config, so derived defaults and cross-field rules see the new value.
  */
+/**
+ * `key.path=value` → its parts, or the error text (`<what>: <why>`, with a did-you-mean hint for
+ * an unknown key). Shared by --set and the file's `sweep` lists.
+ */
+function splitOverride(s: string): { path: string; text: string } | string {
+  const eq = s.indexOf("=");
+  if (eq <= 0) return `${s}: expected key.path=value`;
+  const path = s.slice(0, eq).trim(), text = s.slice(eq + 1);
+  if (!OVERRIDE_PATHS.has(path)) {
+    const parts = path.split(".");
+    const parent = parts.slice(0, -1).join(".");
+    const siblings = [...OVERRIDE_PATHS].filter((p) =>
+      p.startsWith(parent ? parent + "." : "") && p.split(".").length === parts.length
+    ).map((p) => p.split(".").pop()!);
+    const hint = siblings.length > 0 ? didYouMean(parts[parts.length - 1], siblings, parent) : "";
+    return `${path}: unknown key${hint}`;
+  }
+  return { path, text };
+}
+
 export function applyOverrides(config: PipelineConfig, sets: readonly string[]): PipelineConfig {
   const raw = structuredClone(config.source.raw);
   const setPaths = new Set<string>();
   for (const s of sets) {
-    const eq = s.indexOf("=");
-    if (eq <= 0) throw new ConfigError(`--set ${s}: expected key.path=value`);
-    const path = s.slice(0, eq).trim(), text = s.slice(eq + 1);
-    if (!OVERRIDE_PATHS.has(path)) {
-      const parts = path.split(".");
-      const parent = parts.slice(0, -1).join(".");
-      const siblings = [...OVERRIDE_PATHS].filter((p) =>
-        p.startsWith(parent ? parent + "." : "") && p.split(".").length === parts.length
-      ).map((p) => p.split(".").pop()!);
-      const hint = siblings.length > 0 ? didYouMean(parts[parts.length - 1], siblings, parent) : "";
-      throw new ConfigError(`--set ${path}: unknown key${hint}`);
-    }
+    const parsed = splitOverride(s);
+    if (typeof parsed === "string") throw new ConfigError(`--set ${parsed}`);
+    const { path, text } = parsed;
     let value: unknown;
     try {
       value = parseYaml(text);

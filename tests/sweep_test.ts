@@ -97,7 +97,7 @@ Deno.test("sweep plan: the file's sweep section tunes each mode; the command lin
   assert.throws(() => configFromObject(badKey, ROOT), (e) => {
     assert.ok(e instanceof ConfigError);
     assert.match(e.message, /sweep\.lora/);
-    assert.match(e.message, /"train\.lrr" is not a configuration key/);
+    assert.match(e.message, /train\.lrr: unknown key.*did you mean.*lr/);
     return true;
   });
   const noEq = { ...raw, sweep: { full: ["train.lr"] } };

@@ -383,20 +383,18 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
   };
 
   const checkpoint = async (epoch: number) => {
-    const host = await rt.readMany(opt.flatMap((o) => [o.param, o.m, o.v]));
+    // One read-back for all state: parameter, moments and (train.ema) the average per tensor.
+    const kinds = ["", "m:", "v:", ...(ema ? ["ema:"] : [])];
+    const host = await rt.readMany(
+      opt.flatMap((o, i) => [o.param, o.m, o.v, ...(ema ? [ema[i]] : [])]),
+    );
     const tensors = new Map<string, HostTensor>();
     opt.forEach((o, i) => {
       const shape = [...o.param.shape];
-      tensors.set(o.name, { data: host[3 * i] as Float32Array, shape });
-      tensors.set(`m:${o.name}`, { data: host[3 * i + 1] as Float32Array, shape });
-      tensors.set(`v:${o.name}`, { data: host[3 * i + 2] as Float32Array, shape });
-    });
-    if (ema) {
-      const e = await rt.readMany(ema);
-      opt.forEach((o, i) =>
-        tensors.set(`ema:${o.name}`, { data: e[i] as Float32Array, shape: [...o.param.shape] })
+      kinds.forEach((k, j) =>
+        tensors.set(`${k}${o.name}`, { data: host[kinds.length * i + j] as Float32Array, shape })
       );
-    }
+    });
     const state: Omit<TrainState, "tensorsFile"> = {
       step,
       epoch,
