@@ -44,6 +44,38 @@ export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number 
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
+/**
+ * ‖got − want‖ / ‖scale‖, where scale[i] is the sum of the magnitudes of the terms that make
+ * want[i] (e.g. |A|·|B| for a product). Summation error scales with the terms, not with the result
+ * they may cancel to: a 1-element sum of 130 signed values can land near 0 and fail any bound
+ * relative to itself. NaN anywhere → Infinity.
+ */
+export function condErr(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  scale: ArrayLike<number>,
+): number {
+  if (got.length !== want.length || want.length !== scale.length) {
+    throw new Error(`length ${got.length} vs ${want.length} vs scale ${scale.length}`);
+  }
+  let num = 0, den = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) return Infinity;
+    num += (got[i] - want[i]) ** 2;
+    den += scale[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
+
+/**
+ * Higham's γ_n = n·u / (1 − n·u), u = 2⁻²⁴: the worst-case error of n correctly rounded f32
+ * additions/multiplications (any order), relative to the terms' magnitudes (see condErr).
+ */
+export function gammaF32(n: number): number {
+  const nu = n * 2 ** -24;
+  return nu / (1 - nu);
+}
+
 /** Max absolute error; NaN anywhere → Infinity. */
 export function maxAbsErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let m = 0;

@@ -10,7 +10,17 @@ import {
   uboChunks,
   uboFits,
 } from "../pipeline/gpu/ops/matmul.ts";
-import { assertClose, finiteDiff, freshSeed, randn, relErr, rng, toF32 } from "./helpers.ts";
+import {
+  assertClose,
+  condErr,
+  finiteDiff,
+  freshSeed,
+  gammaF32,
+  randn,
+  relErr,
+  rng,
+  toF32,
+} from "./helpers.ts";
 import { refMatmul } from "./reference/linalg.ts";
 
 let shared: Promise<Runtime> | null = null;
@@ -77,9 +87,18 @@ Deno.test("matmul: every variant × transpose × size, with bias / accumulate, v
             bias: useBias ? bias : undefined,
             c: acc ? c0 : undefined,
           });
+          // |α|·|A|·|B| + |bias| + |C₀|: what the K products, bias and C₀ can cancel from.
+          const scale = refMatmul(a.map(Math.abs), b.map(Math.abs), M, N, K, {
+            transA,
+            transB,
+            alpha: Math.abs(alpha),
+            bias: useBias ? bias.map(Math.abs) : undefined,
+            c: acc ? c0.map(Math.abs) : undefined,
+          });
           const what = `${variant} ${M}x${N}x${K} tA=${transA} tB=${transB} bias=${useBias} ` +
             `acc=${acc} α=${alpha}`;
-          assertClose(relErr(got, want), tolK(K), what, seed);
+          // Each term passes at most K + 3 roundings (product, K − 1 sums, α, bias, C₀): γ_{K+3}.
+          assertClose(condErr(got, want, scale), gammaF32(K + 3), what, seed);
           for (const t of [ta, tb, tbias, out]) rt.release(t);
         }
       }
