@@ -132,7 +132,7 @@ export async function writeRunReport(runDir: string, r: RunReportInput): Promise
       title: "Privacy",
       md: privacy.private
         ? table(["quantity", "value"], [
-          ["ε (PLD, reported)", f(privacy.epsilon)],
+          [`ε (${privacy.accountant.toUpperCase()}, reported)`, f(privacy.epsilon)],
           ["ε (RDP, for comparison)", f(privacy.epsilon_rdp)],
           ["δ", privacy.delta!.toExponential(2)],
           ["noise multiplier σ", f(privacy.noise_multiplier)],
