@@ -18,6 +18,8 @@ import type {
 } from "../pipeline/model/types.ts";
 import { LORA_TARGETS } from "../pipeline/model/types.ts";
 import { DpStep } from "../pipeline/privacy/dp_step.ts";
+import { splitMicroBatches } from "../pipeline/privacy/sampler.ts";
+import { encoderSource } from "../pipeline/training/dp_source.ts";
 import { insecureSeedForTests } from "../pipeline/privacy/csprng.ts";
 import { assertClose, freshSeed, randn, relErr, rng } from "./helpers.ts";
 import {
@@ -540,6 +542,102 @@ Deno.test("encoder: LoRA dropout keeps 1-p scaled by 1/(1-p), is train-only; ful
   });
   assert.ok(full.parameters().every((q) => !q.name.startsWith("lora.")));
 });
+
+Deno.test("encoder: a LoRA-dropout key fixes the masks (same key, same gradients)", async () => {
+  const seed = freshSeed(), r = rng(seed);
+  const s = await setup("bert", r, { head: { kind: "multi-label", numLabels: 2 } }, {
+    targets: ["query", "value"],
+    rank: 2,
+  });
+  const enc = await dropoutEncoder(s, ["query", "value"], 0.5, 5);
+  const b = randomBatch(s.c, [5, 8, 3], "multi-label", 2, r);
+  const grads = async (key?: number[]) => {
+    enc.trainStep(b, key ? { dropoutKey: key } : {});
+    return await s.rt.readMany(enc.parameters().map((p) => p.perSample));
+  };
+  const a1 = await grads([4, 1]), a2 = await grads([4, 1]);
+  assert.deepEqual(a2, a1, "the same key must give the same masks");
+  const other = await grads([4, 2]), fresh1 = await grads(), fresh2 = await grads();
+  assert.notDeepEqual(other, a1, "another micro-batch index must draw other masks");
+  assert.notDeepEqual(fresh2, fresh1, "without a key every step draws fresh masks");
+});
+
+Deno.test("encoderSource → DpStep: a patient split over micro-batches under LoRA dropout adds ≤ C", async () => {
+  // DpStep's two passes (norms, then clipped sums) must see the same gradients: the clip factor
+  // from pass 1 bounds only pass 1's gradient. One 6-record patient in micro-batches of 3, C
+  // far below its norm, σ = 0, q·N = 1: the output IS the patient's contribution.
+  const seed = freshSeed(), r = rng(seed);
+  const targets: LoraTarget[] = ["query", "value"];
+  const s = await setup("bert", r, { head: { kind: "multi-label", numLabels: 3 } }, {
+    targets,
+    rank: 2,
+  });
+  const enc = await dropoutEncoder(s, targets, 0.5, 3);
+  // Near-copies of one report: the pieces' gradients are nearly parallel, so the triangle bound
+  // Σ‖piece‖ is almost tight and a second pass with other masks would exceed it about half the time.
+  const one = randomBatch(s.c, [8], "multi-label", 3, r);
+  const all: LabeledBatch = {
+    ids: Array.from({ length: 6 }, () => one.ids[0]),
+    typeIds: Array.from({ length: 6 }, () => one.typeIds![0]),
+    labels: Array.from({ length: 6 }, () => one.labels[0]),
+    labelMask: Array.from({ length: 6 }, () => one.labelMask![0]),
+  };
+  const sub = (recs: Uint32Array): LabeledBatch => ({
+    ids: [...recs].map((i) => all.ids[i]),
+    typeIds: [...recs].map((i) => all.typeIds![i]),
+    labels: [...recs].map((i) => all.labels[i]),
+    labelMask: [...recs].map((i) => all.labelMask![i]),
+  });
+  const batch = {
+    units: Uint32Array.from([0]),
+    records: Uint32Array.from([0, 1, 2, 3, 4, 5]),
+    unitIndex: new Uint32Array(6),
+  };
+  const micro = splitMicroBatches(batch, 3);
+  assert.ok(micro.length === 2 && micro.every((mb) => !mb.selfContained), "must take two passes");
+  await s.rt.load("dp.wgsl");
+  const C = 1e-3;
+  const dp = new DpStep(s.rt, {
+    params: enc.trainableSpecs(),
+    clipping: { kind: "flat", C },
+    sigma: 0,
+    expectedUnits: 1,
+    maxRecords: 3,
+    rng: insecureSeedForTests(1),
+  });
+  let losses = 0;
+  for (let step = 0; step < 12; step++) {
+    const source = encoderSource(enc, step, (mb) => sub(mb.records), () => losses++);
+    const out = await s.rt.readMany(await dp.run(step, batch, micro, source));
+    const norm = Math.hypot(...out.flatMap((t) => Array.from(t)));
+    // f32: norms and sums carry ~1e-6 relative error; a mask mismatch overshoots by percents.
+    assert.ok(
+      norm <= C * (1 + 1e-5),
+      `step ${step}: contribution ${norm} > C = ${C} (seed ${seed})`,
+    );
+    assert.ok(norm > 0.5 * C, `step ${step}: a clipped patient should be near C, got ${norm}`);
+  }
+  assert.equal(losses, 24, "each micro-batch's loss is counted once per step, not per pass");
+  dp.dispose();
+});
+
+/** A LoRA encoder on the setup's weights with dropout p on the adapter inputs. */
+function dropoutEncoder(
+  s: Setup,
+  targets: LoraTarget[],
+  p: number,
+  maxBatch: number,
+): Promise<GpuEncoder> {
+  return GpuEncoder.create(s.rt, s.c, randomWeightsFromRef(s), {
+    mode: "lora",
+    lora: { targets, rank: 2, alpha: 4, dropout: p },
+    loraWeights: loraFromRef(s, targets),
+    head: s.spec.head,
+    seed: 3,
+    maxBatch,
+    maxLen: 9,
+  });
+}
 
 /** EncoderWeights rebuilt from a setup's float64 reference parameters (same f32 values). */
 function randomWeightsFromRef(

@@ -232,6 +232,8 @@ export class GpuEncoder {
   private hasPooler: boolean;
   private scale: number;
   private step = 0;
+  /** What the LoRA-dropout masks of the current train step derive from (see trainStep). */
+  private maskKey: readonly number[] = [0];
   private dims = { b: 0, t: 0 };
   private a: Record<string, GpuTensor> = {};
   private layers: LayerSaved[] = [];
@@ -555,7 +557,7 @@ export class GpuEncoder {
   }
 
   private dropoutSeed(layer: number, target: LoraTarget): number {
-    return mix(this.options.seed, this.step, layer, LORA_TARGETS.indexOf(target));
+    return mix(this.options.seed, ...this.maskKey, layer, LORA_TARGETS.indexOf(target));
   }
 
   /**
@@ -670,9 +672,15 @@ export class GpuEncoder {
    * Record forward (train mode) + per-sample loss + backward. Afterwards every trainable
    * parameter's `perSample` holds [B, P] per-sample gradients and `grad` their sum. Returns the
    * per-sample loss view [B] (read it lazily).
+   *
+   * `dropoutKey` fixes the LoRA-dropout masks: the same key and batch give the same masks, hence
+   * the same gradients (DP-SGD recomputes a micro-batch whose patient spans several, and the clip
+   * factor from the first pass must bound the gradient of the second). Without a key every call
+   * draws fresh masks.
    */
-  trainStep(batch: LabeledBatch): GpuTensor {
+  trainStep(batch: LabeledBatch, opts: { dropoutKey?: readonly number[] } = {}): GpuTensor {
     this.step++;
+    this.maskKey = opts.dropoutKey ? [0x6b657900, ...opts.dropoutKey] : [this.step];
     this.training = true;
     this.upload(batch);
     this.uploadLabels(batch);
@@ -785,6 +793,7 @@ export class GpuEncoder {
     const o = this.options;
     if (!o.mlm) throw new RangeError("mlmStep needs EncoderOptions.mlm");
     this.step++;
+    this.maskKey = [this.step];
     this.training = true;
     this.upload(batch);
     const { idx, tgt } = this.mlmTargets(batch);

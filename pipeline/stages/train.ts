@@ -28,6 +28,7 @@ import { namedTensors } from "../model/params.ts";
 import { mergeLora, savePeftAdapter } from "../model/peft.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import type { EncoderConfig, EncoderWeights, HostTensor, LoraConfig } from "../model/types.ts";
+import { encoderSource } from "../training/dp_source.ts";
 import { calibrateNoise, computeEpsilon } from "../privacy/accountant/mod.ts";
 import { type ClipSpec, DpStep, type TrainableSpec } from "../privacy/dp_step.ts";
 import { PrivacyBudgetError } from "../privacy/errors.ts";
@@ -487,12 +488,13 @@ export async function trainStage(ctx: StageContext): Promise<TrainSummary> {
         });
         const batch = byLength(smp.sample(), train);
         const micro = splitMicroBatches(batch, tc.physical_batch);
-        const grads = await ds.run(step, batch, micro, {
-          perSample: (mb) => {
-            addLoss(enc.trainStep(labeledBatch(train, mb.records, multiClass)), mb.records.length);
-            return enc.perSampleGrads("materialized");
-          },
-        });
+        const source = encoderSource(
+          enc,
+          step,
+          (mb) => labeledBatch(train, mb.records, multiClass),
+          addLoss,
+        );
+        const grads = await ds.run(step, batch, micro, source);
         optimizerStep(grads, 1);
         // Reports actually processed (a patient unit holds several): the same "samples" as the
         // non-private modes count. Local progress only; nothing released depends on it.
