@@ -72,6 +72,17 @@ export { LedgerError, PrivacyBudgetError } from "./pipeline/privacy/errors.ts";
 export { Ledger } from "./pipeline/privacy/ledger.ts";
 export { PoissonSampler, splitMicroBatches, UnitTable } from "./pipeline/privacy/sampler.ts";
 export { DpStep } from "./pipeline/privacy/dp_step.ts";
+/**
+ * The encoder as a {@link DpStep} per-sample source for one step: LoRA-dropout masks keyed by
+ * (step, micro-batch), so a patient split over micro-batches is clipped by the norm of the very
+ * gradient that is summed (use it, not a bare `trainStep`, in a custom DP loop).
+ * @example
+ * ```ts
+ * const micro = splitMicroBatches(batch, 32);
+ * const grads = await dp.run(step, batch, micro, encoderSource(enc, step, (mb) => batchOf(mb)));
+ * ```
+ */
+export { encoderSource } from "./pipeline/training/dp_source.ts";
 
 // ---- model
 /**
