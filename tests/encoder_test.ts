@@ -115,7 +115,13 @@ function randomBatch(
       ? [Math.floor(r() * labels)]
       : Array.from({ length: labels }, () => (r() < 0.4 ? 1 : 0))
   );
-  const mask = lens.map(() => Array.from({ length: labels }, () => (r() < 0.8 ? 1 : 0)));
+  // At least one counted label per sample: an all-masked sample has loss 0 and a zero gradient,
+  // which turns norm ratios into 0/0 (it happened: P = 0.2^labels per sample).
+  const mask = lens.map(() => {
+    const m = Array.from({ length: labels }, () => (r() < 0.8 ? 1 : 0));
+    if (!m.includes(1)) m[Math.floor(r() * labels)] = 1;
+    return m;
+  });
   const samples = ids.map((s, i) => ({
     ids: s,
     typeIds: typeIds[i],

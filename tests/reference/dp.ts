@@ -89,11 +89,14 @@ export function clippedMeanRef(
   expected: number,
 ): {
   mean: Float64Array[];
+  /** Σ_u c_u·Σ_{r∈u} |g_r| / expected: the magnitude the mean's sums can cancel from (condErr). */
+  absMean: Float64Array[];
   factors: Map<number, number[]>;
   unitGrads: Map<number, Float64Array[]>;
 } {
   const units = [...new Set(unitOf)].sort((a, b) => a - b);
   const mean = grads.map((g) => new Float64Array(g[0]?.length ?? 0));
+  const absMean = grads.map((g) => new Float64Array(g[0]?.length ?? 0));
   const factors = new Map<number, number[]>();
   const unitGrads = new Map<number, Float64Array[]>();
   const sumRows = (t: number, rs: number[]) => {
@@ -120,8 +123,13 @@ export function clippedMeanRef(
     ug.forEach((s, t) => {
       const c = f[groupOf[t]];
       if (c > 0) { for (let j = 0; j < s.length; j++) mean[t][j] += c * s[j]; }
+      if (c > 0) {
+        for (const r of rs) {
+          for (let j = 0; j < s.length; j++) absMean[t][j] += c * Math.abs(grads[t][r][j]);
+        }
+      }
     });
   }
-  for (const m of mean) for (let j = 0; j < m.length; j++) m[j] /= expected;
-  return { mean, factors, unitGrads };
+  for (const m of [...mean, ...absMean]) for (let j = 0; j < m.length; j++) m[j] /= expected;
+  return { mean, absMean, factors, unitGrads };
 }
