@@ -121,6 +121,8 @@ const NOTE: Record<AccountantName, string> = {
 function accountantOf(name: string, runDir: string): AccountantName {
   if ((ACCOUNTANTS as readonly string[]).includes(name)) return name as AccountantName;
   throw new Error(
-    `${runDir}/train/summary.json: privacy.accountant "${name}" is not one of pld, prv, rdp`,
+    `${runDir}/train/summary.json: privacy.accountant "${name}" is not one of ${
+      ACCOUNTANTS.join(", ")
+    }`,
   );
 }
