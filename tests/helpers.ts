@@ -34,14 +34,7 @@ export function toF32(a: ArrayLike<number>): Float64Array {
 
 /** Relative Frobenius error ‖got − want‖ / max(‖want‖, tiny). NaN anywhere → Infinity. */
 export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) throw new Error(`length ${got.length} vs ${want.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (!Number.isFinite(got[i])) return Infinity;
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+  return condErr(got, want, want);
 }
 
 /**
